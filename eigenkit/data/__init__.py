@@ -1,1 +1,17 @@
-"""(being built)"""
+"""Offline data: one loader per source, local files only, cached preprocessing, clear errors when missing.
+
+See ``../shared/DATA.md`` in the developer docs for the sources that work offline.
+"""
+
+from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
+from eigenkit.data._images import FASHION_MNIST_CLASSES, digits, fashion_mnist
+
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "MissingDataError",
+    "cache_dir",
+    "cached_arrays",
+    "digits",
+    "fashion_mnist",
+    "find_package_dir",
+]

@@ -1,1 +1,48 @@
-"""(being built)"""
+"""Training core shared by every experiment, usable for your own NNX models.
+
+Data parallel over a 1-D ``"data"`` mesh with ``jax.jit`` + ``NamedSharding``; NNX used functionally
+(split -> pure jitted step -> merge); parameter groups through ``optax.multi_transform`` / ``optax.partition`` with
+:func:`label_params`; non-trainable state kept out of the optimiser; Orbax checkpoints with automatic resume.
+
+Example::
+
+    mesh = train.make_mesh()
+    state = train.TrainState.create(model, optax.adam(1e-3), mesh=mesh)
+    step = train.make_train_step(loss_fn, mesh=mesh)      # loss_fn(model, batch, key) -> (loss, metrics)
+    state, history = train.fit(state, step, batches=lambda s: get_batch(s), num_steps=1000,
+                               workdir="/tmp/run", config=config, mesh=mesh)
+"""
+
+from eigenkit.train._checkpoint import RESUMABLE_KEYS, Checkpointer, CheckpointMismatchError
+from eigenkit.train._loop import MetricWriter, fit, progress
+from eigenkit.train._mesh import (
+    DATA_AXIS,
+    data_sharding,
+    initialize_distributed,
+    make_mesh,
+    replicated_sharding,
+    shard_batch,
+)
+from eigenkit.train._state import TrainState, label_params, param_path
+from eigenkit.train._step import accumulate, make_eval_step, make_train_step
+
+__all__ = [
+    "DATA_AXIS",
+    "RESUMABLE_KEYS",
+    "CheckpointMismatchError",
+    "Checkpointer",
+    "MetricWriter",
+    "TrainState",
+    "accumulate",
+    "data_sharding",
+    "fit",
+    "initialize_distributed",
+    "label_params",
+    "make_eval_step",
+    "make_mesh",
+    "make_train_step",
+    "param_path",
+    "progress",
+    "replicated_sharding",
+    "shard_batch",
+]

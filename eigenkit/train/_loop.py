@@ -1,0 +1,118 @@
+"""The training loop: deterministic data and keys per step, Orbax resume, JSONL metrics, progress bar."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from eigenkit.train._checkpoint import Checkpointer
+from eigenkit.train._mesh import make_mesh, shard_batch
+from eigenkit.train._state import TrainState
+
+
+def _to_float(tree: dict[str, Any]) -> dict[str, float]:
+    return {k: float(np.asarray(v)) for k, v in jax.device_get(tree).items()}
+
+
+class MetricWriter:
+    """Appends one JSON object per line to ``workdir/metrics.jsonl`` (process 0 only)."""
+
+    def __init__(self, workdir: str | os.PathLike):
+        self.path = pathlib.Path(workdir) / "metrics.jsonl"
+        self.enabled = jax.process_index() == 0
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        if self.enabled:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+
+def progress(iterable, *, total: int | None = None, desc: str = "", enabled: bool = True, initial: int = 0):
+    """A tqdm progress bar when tqdm is installed and ``enabled``, else the plain iterable."""
+    if not enabled or jax.process_index() != 0:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iterable
+    return tqdm(iterable, total=total, desc=desc, initial=initial, dynamic_ncols=True, mininterval=2.0)
+
+
+def fit(
+    state: TrainState,
+    train_step: Callable,
+    *,
+    batches: Callable[[int], Any],
+    num_steps: int,
+    workdir: str | os.PathLike,
+    config: Any = None,
+    mesh: Mesh | None = None,
+    seed: int = 0,
+    eval_fn: Callable[[TrainState], dict[str, float]] | None = None,
+    eval_every: int = 0,
+    checkpoint_every: int = 0,
+    log_every: int = 50,
+    max_to_keep: int = 3,
+    show_progress: bool = True,
+) -> tuple[TrainState, list[dict[str, float]]]:
+    """Train ``state`` for ``num_steps`` optimiser steps, resuming from ``workdir`` if it holds a checkpoint.
+
+    Determinism: the batch of step ``s`` is ``batches(s)`` (a pure function of the step index, host numpy, global
+    batch) and its key is ``jax.random.fold_in(jax.random.key(seed), s)``, so a resumed run replays exactly what the
+    uninterrupted run would have done.
+
+    Writes ``metrics.jsonl`` (train metrics every ``log_every`` steps, eval metrics as ``eval/...``), checkpoints
+    every ``checkpoint_every`` steps (0: only the final one) and a final ``metrics.json``.
+
+    Returns:
+      The final state and the list of logged records.
+    """
+    if num_steps < 0:
+        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    mesh = make_mesh() if mesh is None else mesh
+    workdir = pathlib.Path(workdir)
+    ckpt = Checkpointer(workdir, config=config, max_to_keep=max_to_keep)
+    state, resumed = ckpt.restore_or_init(state)
+    start = int(jax.device_get(state.step))
+    writer = MetricWriter(workdir)
+    base_key = jax.random.key(seed)
+    history: list[dict[str, float]] = []
+    t0 = time.perf_counter()
+    if resumed and jax.process_index() == 0:
+        print(f"resumed from {ckpt.directory} at step {start}", flush=True)
+
+    def log(step: int, metrics: dict[str, float]) -> None:
+        rec = {"step": step, **metrics}
+        history.append(rec)
+        writer.write(step, metrics)
+
+    for step in progress(range(start, num_steps), total=num_steps, initial=start, desc=str(workdir.name),
+                         enabled=show_progress):
+        batch = shard_batch(batches(step), mesh)
+        state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
+        done = step + 1
+        if log_every and (done % log_every == 0 or done == num_steps):
+            log(done, {**_to_float(metrics), "time_s": time.perf_counter() - t0})
+        if eval_fn is not None and eval_every and done % eval_every == 0 and done != num_steps:
+            log(done, {f"eval/{k}": v for k, v in eval_fn(state).items()})
+        if checkpoint_every and done % checkpoint_every == 0:
+            ckpt.save(state)
+
+    final: dict[str, float] = {}
+    if eval_fn is not None:
+        final = {f"eval/{k}": float(v) for k, v in eval_fn(state).items()}
+        log(int(jax.device_get(state.step)), final)
+    ckpt.save(state)
+    ckpt.close()
+    if jax.process_index() == 0:
+        out = {"step": int(jax.device_get(state.step)), **final, "train_time_s": time.perf_counter() - t0}
+        (workdir / "metrics.json").write_text(json.dumps(out, indent=2))
+    return state, history

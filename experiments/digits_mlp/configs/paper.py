@@ -1,0 +1,15 @@
+"""paper preset: there is no paper for this plumbing experiment; a longer, wider run for accelerators.
+
+Command: python -m experiments run digits_mlp --preset paper   (expected runtime: ~1 min on one GPU)
+"""
+
+from experiments.digits_mlp.configs import cpu
+
+
+def get_config():
+    c = cpu.get_config()
+    c.expected_runtime = "~1 min on one GPU"
+    c.hidden = 512
+    c.batch_size = 256
+    c.num_steps = 5000
+    return c
