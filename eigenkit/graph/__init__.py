@@ -1,1 +1,40 @@
-"""(being built)"""
+"""Graph spectral primitives on ``jraph.GraphsTuple`` batches: padded dense adjacency, Laplacians, batched spectra.
+
+Pure functions, ``jit``/``vmap``-able with static sizes (``max_nodes``, ``k``: Python ints; variants: enums).
+
+* Node bookkeeping: ``node_graph_index``, ``node_position``, ``to_padded`` / ``from_padded`` (flat nodes <->
+  ``[G, max_nodes, ...]`` blocks), ``pad_graphs_to`` (``jraph.pad_with_graphs`` with clear errors) and
+  ``real_graph_mask`` (which graphs are real in a padded batch).
+* ``dense_adjacency``: per-graph zero-padded adjacency + node mask (multi-edges summed, self-loops dropped by
+  default, directed input symmetrised).
+* ``laplacian`` with ``LaplacianKind`` (``COMBINATORIAL``, ``SYM_NORM``, ``RANDOM_WALK``).
+* ``laplacian_eigs`` / ``dense_laplacian_eigs``: k smallest eigenpairs per graph in one batched ``eigh``; padded
+  pairs sort last and are zeroed and masked (``LaplacianSpectrum``).
+"""
+
+from eigenkit.graph._adjacency import dense_adjacency
+from eigenkit.graph._batching import (
+    from_padded,
+    node_graph_index,
+    node_position,
+    pad_graphs_to,
+    real_graph_mask,
+    to_padded,
+)
+from eigenkit.graph._laplacian import LaplacianKind, laplacian
+from eigenkit.graph._spectrum import LaplacianSpectrum, dense_laplacian_eigs, laplacian_eigs
+
+__all__ = [
+    "LaplacianKind",
+    "LaplacianSpectrum",
+    "dense_adjacency",
+    "dense_laplacian_eigs",
+    "from_padded",
+    "laplacian",
+    "laplacian_eigs",
+    "node_graph_index",
+    "node_position",
+    "pad_graphs_to",
+    "real_graph_mask",
+    "to_padded",
+]
