@@ -46,15 +46,19 @@ def _fmt(v) -> str:
 def write_summary(rows: list[dict], results: pathlib.Path, preset: str, command: str) -> None:
     results.mkdir(parents=True, exist_ok=True)
     machine = _machine()
+    for r in rows:  # each row remembers the command and machine that produced it (rows may be merged)
+        r.setdefault("command", command)
+        r.setdefault("machine", machine)
     (results / "summary.json").write_text(json.dumps(
         {"preset": preset, "command": command, "machine": machine, "rows": rows}, indent=2))
+    commands = sorted({r["command"] for r in rows})
     lines = [
         f"# eigenkit results — preset `{preset}`", "",
-        f"Command: `{command}`  ",
+        "Command: " + "; ".join(f"`{c}`" for c in commands) + "  ",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), "",
         "| method | status | metrics | baseline | wall time |", "|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["method"]):
         m = r.get("metrics", {})
         ours = ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if not k.startswith("baseline_"))
         base = ", ".join(f"{k[len('baseline_'):]} {_fmt(v)}" for k, v in m.items() if k.startswith("baseline_"))
@@ -63,13 +67,26 @@ def write_summary(rows: list[dict], results: pathlib.Path, preset: str, command:
     (results / "summary.md").write_text("\n".join(lines) + "\n")
 
 
-def run(methods: list[str], preset: str, workdir: pathlib.Path, results: pathlib.Path, command: str) -> int:
+def _previous_rows(results: pathlib.Path, preset: str, methods: list[str]) -> list[dict]:
+    """Rows of other methods from an earlier summary of the same preset (``--merge``)."""
+    path = results / "summary.json"
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    if old.get("preset") != preset:
+        return []
+    return [r for r in old.get("rows", []) if r["method"] not in methods]
+
+
+def run(methods: list[str], preset: str, workdir: pathlib.Path, results: pathlib.Path, command: str,
+        merge: bool = False) -> int:
     from eigenkit.train import initialize_distributed
     from experiments import _registry
 
     initialize_distributed()
     configs = {m: _registry.get_config(m, preset) for m in methods}  # fail fast on unknown names
-    rows, failed = [], 0
+    rows = _previous_rows(results, preset, methods) if merge else []
+    failed = 0
     for m in methods:
         t0 = time.perf_counter()
         print(f"== {m} [{preset}]: {configs[m].get('description', '')} "
@@ -100,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--preset", default="cpu", help="smoke | cpu | paper (default cpu)")
     r.add_argument("--workdir", default="workdirs", help="root of the run directories (default ./workdirs)")
     r.add_argument("--results", default="results", help="where summary.md/json go (default ./results)")
+    r.add_argument("--merge", action="store_true",
+                   help="keep the other methods' rows of an earlier summary of this preset (default: start anew)")
     args = p.parse_args(argv)
 
     from experiments import _registry
@@ -115,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     except _registry.UnknownExperimentError as e:
         p.error(str(e))
     command = "python -m experiments " + " ".join(argv)
-    return run(methods, args.preset, pathlib.Path(args.workdir), pathlib.Path(args.results), command)
+    return run(methods, args.preset, pathlib.Path(args.workdir), pathlib.Path(args.results), command,
+               merge=args.merge)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,15 @@ def test_run_writes_summary(tmp_path):
     (row,) = summary["rows"]
     assert row["status"] == "ok" and 0.0 <= row["metrics"]["test_accuracy"] <= 1.0
     assert "digits_mlp" in (tmp_path / "r" / "summary.md").read_text()
+    # --merge keeps other methods' rows of the same preset and replaces the rerun method's row
+    summary["rows"].append({"method": "zz_other", "status": "ok", "metrics": {"x": 1.0}, "wall_time_s": 1.0,
+                            "command": "earlier", "machine": {}})
+    (tmp_path / "r" / "summary.json").write_text(json.dumps(summary))
+    assert runner.main(["run", "digits_mlp", "--preset", "smoke", "--workdir", str(tmp_path / "w"),
+                        "--results", str(tmp_path / "r"), "--merge"]) == 0
+    rows = json.loads((tmp_path / "r" / "summary.json").read_text())["rows"]
+    assert sorted(r["method"] for r in rows) == ["digits_mlp", "zz_other"]
+    assert "`earlier`" in (tmp_path / "r" / "summary.md").read_text()
 
 
 @pytest.mark.slow
