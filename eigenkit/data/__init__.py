@@ -5,8 +5,20 @@ See ``../shared/DATA.md`` in the developer docs for the sources that work offlin
 
 from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
 from eigenkit.data._images import FASHION_MNIST_CLASSES, digits, fashion_mnist
+from eigenkit.data._molecules import (
+    ATOM_TYPES,
+    BOND_TYPES,
+    MoleculeGraphs,
+    molecules_from_smiles,
+    moses_penalized_logp,
+)
 
 __all__ = [
+    "ATOM_TYPES",
+    "BOND_TYPES",
+    "MoleculeGraphs",
+    "molecules_from_smiles",
+    "moses_penalized_logp",
     "FASHION_MNIST_CLASSES",
     "MissingDataError",
     "cache_dir",

@@ -1,1 +1,36 @@
-"""(being built)"""
+"""Generic Flax NNX blocks shared by several methods (floor 2: imports primitives, never a method package).
+
+* normalisation: :class:`MaskedBatchNorm` (padding excluded from the statistics; the official unmasked mode too);
+* MLPs: :class:`MLP`, :func:`torch_linear_init` (PyTorch's default Linear init, for parity with official code);
+* graph networks on jraph: :class:`GINLayer`, :class:`GINELayer`, :class:`DenseGINLayer`, :class:`GINE`,
+  :class:`GINEGraphRegressor`, pooling (:class:`Pooling`, :func:`pool_nodes`, :func:`graph_index`).
+"""
+
+from eigenkit.nn._gnn import (
+    GINE,
+    DenseGINLayer,
+    GINEGraphRegressor,
+    GINELayer,
+    GINLayer,
+    Pooling,
+    graph_index,
+    pool_nodes,
+)
+from eigenkit.nn._mlp import MLP, torch_linear_init
+from eigenkit.nn._norm import MaskedBatchNorm
+
+# --- more re-exports below (one line per block family) ---
+
+__all__ = [
+    "GINE",
+    "MLP",
+    "DenseGINLayer",
+    "GINEGraphRegressor",
+    "GINELayer",
+    "GINLayer",
+    "MaskedBatchNorm",
+    "Pooling",
+    "graph_index",
+    "pool_nodes",
+    "torch_linear_init",
+]

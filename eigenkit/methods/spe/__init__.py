@@ -1,0 +1,47 @@
+"""SPE — Stable and Expressive Positional Encodings (Huang, Lu, Robinson, Yang, Zhang, Jegelka, Li; ICLR 2024).
+
+``SPE(V, λ) = ρ(V diag(φ_1(λ)) Vᵀ, …, V diag(φ_m(λ)) Vᵀ)`` with elementwise eigenvalue networks φ_ℓ and a GIN ρ
+over the node axis; stable (Lipschitz in the Laplacian, constant ∝ 1/eigengap) and basis invariant. Paper names are
+used throughout (official Graph-COM/SPE swaps φ and ρ).
+
+* Pure: :func:`basis_invariant_tensor`, :func:`random_sign_flip`.
+* Data: :class:`GraphBatch`, :func:`make_graph_batch`, :func:`take_graph_batch`, :func:`unbatch_graph_batch`,
+  :func:`dense_adjacency_of_batch`.
+* Modules: :class:`EigenvalueNets` (φ), :class:`SPE`, :class:`SignNet`, :class:`PEGraphRegressor`
+  (GINE + none / LapPE / SPE / SignNet).
+"""
+
+from eigenkit.methods.spe._batch import (
+    GraphBatch,
+    dense_adjacency_of_batch,
+    make_graph_batch,
+    take_graph_batch,
+    unbatch_graph_batch,
+)
+from eigenkit.methods.spe._model import (
+    SPE,
+    BatchNormMode,
+    EigenvalueNetKind,
+    EigenvalueNets,
+    PEGraphRegressor,
+    PEKind,
+    SignNet,
+)
+from eigenkit.methods.spe._tensor import basis_invariant_tensor, random_sign_flip
+
+__all__ = [
+    "SPE",
+    "BatchNormMode",
+    "EigenvalueNetKind",
+    "EigenvalueNets",
+    "GraphBatch",
+    "PEGraphRegressor",
+    "PEKind",
+    "SignNet",
+    "basis_invariant_tensor",
+    "dense_adjacency_of_batch",
+    "make_graph_batch",
+    "random_sign_flip",
+    "take_graph_batch",
+    "unbatch_graph_batch",
+]

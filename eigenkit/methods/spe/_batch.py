@@ -1,0 +1,160 @@
+"""Padded graph batches for SPE: every graph padded to the same node / edge budget, plus its Laplacian spectrum.
+
+Layout (``B`` graphs, node budget ``N``, edge budget ``E``, ``d`` eigenpairs) — every leading axis is a multiple of
+``B``, so a :class:`GraphBatch` shards over a ``"data"`` mesh axis with ``eigenkit.train.shard_batch``:
+
+* ``graphs``: a ``jraph.GraphsTuple`` with ``n_node = [N] * B`` and ``n_edge = [E] * B``: graph ``b`` owns flat
+  nodes ``b·N … b·N + N − 1`` (its real nodes first, then isolated padding nodes) and flat edges
+  ``b·E … b·E + E − 1`` (padding edges are self-loops on the graph's first node with type 0). ``nodes`` = int node
+  types ``[B·N]``, ``edges`` = int edge types ``[B·E]``, ``globals`` = targets ``[B]``. Flat ↔ padded is a reshape.
+* ``node_mask [B·N]``, ``edge_mask [B·E]``: real entries.
+* ``eigvals [B, d]``, ``eigvecs [B, N, d]``, ``eig_mask [B, d]``: ``d`` smallest eigenpairs of the symmetric
+  normalised Laplacian (``eigenkit.graph.laplacian_eigs``; padded pairs zero and masked), as in the official
+  preprocessing (``d = min(n, D)``, trivial pair included).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+
+from eigenkit import graph as eg
+
+__all__ = ["GraphBatch", "make_graph_batch", "take_graph_batch", "unbatch_graph_batch", "dense_adjacency_of_batch"]
+
+
+class GraphBatch(NamedTuple):
+    """A padded batch of graphs with spectra (see module docstring for the layout)."""
+
+    graphs: jraph.GraphsTuple
+    node_mask: np.ndarray
+    edge_mask: np.ndarray
+    eigvals: np.ndarray
+    eigvecs: np.ndarray
+    eig_mask: np.ndarray
+
+    @property
+    def num_graphs(self) -> int:
+        return int(self.eigvals.shape[0])
+
+    @property
+    def max_nodes(self) -> int:
+        return int(self.eigvecs.shape[1])
+
+
+def make_graph_batch(graphs: jraph.GraphsTuple, *, max_nodes: int, max_edges: int, k: int | None = None,
+                     kind: eg.LaplacianKind = eg.LaplacianKind.SYM_NORM, dtype=np.float32) -> GraphBatch:
+    """Host-side: an unpadded ``jraph`` batch (``jraph.batch`` of single graphs, int node / edge types) → a
+    :class:`GraphBatch` with per-graph padding to ``max_nodes`` / ``max_edges`` and ``k`` eigenpairs.
+
+    Raises:
+      ValueError: a graph has more than ``max_nodes`` nodes or ``max_edges`` edges, or ``nodes`` holds NaN.
+
+    Example:
+      >>> import jraph, numpy as np
+      >>> g = jraph.GraphsTuple(nodes=np.array([0, 1, 2]), edges=np.array([1, 1]), senders=np.array([0, 1]),
+      ...     receivers=np.array([1, 0]), n_node=np.array([3]), n_edge=np.array([2]), globals=np.array([0.5]))
+      >>> b = make_graph_batch(g, max_nodes=4, max_edges=4, k=4)
+      >>> b.graphs.nodes.shape, b.node_mask.tolist(), b.eig_mask.tolist()
+      ((4,), [True, True, True, False], [[True, True, True, False]])
+    """
+    n_node = np.asarray(graphs.n_node, np.int64)
+    n_edge = np.asarray(graphs.n_edge, np.int64)
+    g = n_node.shape[0]
+    if n_node.size and n_node.max() > max_nodes:
+        i = int(np.argmax(n_node))
+        raise ValueError(f"graph {i} has {int(n_node[i])} nodes, more than the padding budget max_nodes={max_nodes}")
+    if n_edge.size and n_edge.max() > max_edges:
+        i = int(np.argmax(n_edge))
+        raise ValueError(f"graph {i} has {int(n_edge[i])} edges, more than the padding budget max_edges={max_edges}")
+    nodes = np.asarray(graphs.nodes)
+    if np.issubdtype(nodes.dtype, np.floating) and not np.all(np.isfinite(nodes)):
+        raise ValueError("graphs.nodes contains NaN/Inf")
+    k = max_nodes if k is None else k
+    no = np.concatenate([[0], np.cumsum(n_node)])
+    eo = np.concatenate([[0], np.cumsum(n_edge)])
+    gid_n = np.repeat(np.arange(g), n_node)
+    pos_n = np.arange(no[-1]) - no[gid_n]
+    gid_e = np.repeat(np.arange(g), n_edge)
+    pos_e = np.arange(eo[-1]) - eo[gid_e]
+    flat_n = gid_n * max_nodes + pos_n
+    flat_e = gid_e * max_edges + pos_e
+    out_nodes = np.zeros((g * max_nodes,) + nodes.shape[1:], nodes.dtype)
+    out_nodes[flat_n] = nodes
+    node_mask = np.zeros(g * max_nodes, bool)
+    node_mask[flat_n] = True
+    edges = np.asarray(graphs.edges)
+    out_edges = np.zeros((g * max_edges,) + edges.shape[1:], edges.dtype)
+    out_edges[flat_e] = edges
+    edge_mask = np.zeros(g * max_edges, bool)
+    edge_mask[flat_e] = True
+    base = np.repeat(np.arange(g) * max_nodes, max_edges)
+    snd, rcv = base.copy(), base.copy()
+    local_s = np.asarray(graphs.senders) - no[gid_e]
+    local_r = np.asarray(graphs.receivers) - no[gid_e]
+    snd[flat_e] = gid_e * max_nodes + local_s
+    rcv[flat_e] = gid_e * max_nodes + local_r
+    spec = eg.laplacian_eigs(graphs, max_nodes, k, kind, dtype=dtype)
+    glob = None if graphs.globals is None else np.asarray(graphs.globals)
+    padded = jraph.GraphsTuple(nodes=out_nodes, edges=out_edges, senders=snd.astype(np.int32),
+                               receivers=rcv.astype(np.int32), n_node=np.full(g, max_nodes, np.int32),
+                               n_edge=np.full(g, max_edges, np.int32), globals=glob)
+    return GraphBatch(padded, node_mask, edge_mask, np.asarray(spec.eigvals), np.asarray(spec.eigvecs),
+                      np.asarray(spec.eig_mask))
+
+
+def take_graph_batch(batch: GraphBatch, index) -> GraphBatch:
+    """Host-side: the graphs ``index`` (int array, repeats allowed) of a :class:`GraphBatch`, re-based, same budgets.
+
+    Build the spectra of a whole dataset once with :func:`make_graph_batch`, then draw training batches with this.
+    """
+    index = np.asarray(index, np.int64)
+    g, n = batch.num_graphs, batch.max_nodes
+    e = int(np.asarray(batch.graphs.edges).shape[0]) // max(g, 1)
+    b = index.shape[0]
+    shift = ((np.arange(b) - index) * n)[:, None]
+
+    def rows(x, width):
+        x = np.asarray(x)
+        return x.reshape((g, width) + x.shape[1:])[index].reshape((b * width,) + x.shape[1:])
+
+    snd = (np.asarray(batch.graphs.senders).reshape(g, e)[index] + shift).reshape(-1).astype(np.int32)
+    rcv = (np.asarray(batch.graphs.receivers).reshape(g, e)[index] + shift).reshape(-1).astype(np.int32)
+    glob = None if batch.graphs.globals is None else np.asarray(batch.graphs.globals)[index]
+    graphs = jraph.GraphsTuple(nodes=rows(batch.graphs.nodes, n), edges=rows(batch.graphs.edges, e), senders=snd,
+                               receivers=rcv, n_node=np.full(b, n, np.int32), n_edge=np.full(b, e, np.int32),
+                               globals=glob)
+    return GraphBatch(graphs, rows(batch.node_mask, n), rows(batch.edge_mask, e), np.asarray(batch.eigvals)[index],
+                      np.asarray(batch.eigvecs)[index], np.asarray(batch.eig_mask)[index])
+
+
+def unbatch_graph_batch(batch: GraphBatch) -> list[jraph.GraphsTuple]:
+    """Inverse of :func:`make_graph_batch` on the graph part: the list of unpadded single graphs (local indices)."""
+    g, n = batch.num_graphs, batch.max_nodes
+    e = int(np.asarray(batch.graphs.edges).shape[0]) // max(g, 1)
+    out = []
+    nodes, edges = np.asarray(batch.graphs.nodes), np.asarray(batch.graphs.edges)
+    snd, rcv = np.asarray(batch.graphs.senders), np.asarray(batch.graphs.receivers)
+    for b in range(g):
+        nm = batch.node_mask[b * n:(b + 1) * n]
+        em = batch.edge_mask[b * e:(b + 1) * e]
+        glob = None if batch.graphs.globals is None else np.asarray(batch.graphs.globals)[b:b + 1]
+        out.append(jraph.GraphsTuple(
+            nodes=nodes[b * n:(b + 1) * n][nm], edges=edges[b * e:(b + 1) * e][em],
+            senders=snd[b * e:(b + 1) * e][em] - b * n, receivers=rcv[b * e:(b + 1) * e][em] - b * n,
+            n_node=np.array([int(nm.sum())], np.int32), n_edge=np.array([int(em.sum())], np.int32), globals=glob))
+    return out
+
+
+def dense_adjacency_of_batch(batch: GraphBatch, dtype=jnp.float32) -> jax.Array:
+    """``[B, N, N]`` adjacency (``adj[b, v, u]`` = number of real edges ``u → v``), jit-safe."""
+    g, n = batch.eigvecs.shape[0], batch.eigvecs.shape[1]
+    snd, rcv = jnp.asarray(batch.graphs.senders), jnp.asarray(batch.graphs.receivers)
+    w = jnp.asarray(batch.edge_mask).astype(dtype)
+    gid = rcv // n
+    adj = jnp.zeros((g, n, n), dtype)
+    return adj.at[gid, rcv % n, snd % n].add(w)
