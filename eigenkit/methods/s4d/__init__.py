@@ -1,0 +1,17 @@
+"""S4D: diagonal state-space sequence models (Gu, Gupta, Goel, Ré, NeurIPS 2022, arXiv 2206.11893).
+
+Flax NNX layers over the pure kernels of :mod:`eigenkit.ssm`, the residual sequence classifier of the official
+``example.py``, and the optimiser recipe (A, dt, B: own learning rate, zero weight decay).
+
+Example::
+
+    model = S4DModel(1, 10, d_model=64, d_state=64, n_layers=4, init=ssm.Init.LIN, rngs=nnx.Rngs(0))
+    logits = model(x)                                  # (batch, L, 1) -> (batch, 10), convolution mode
+    tx = s4d_optimizer(nnx.state(model, nnx.Param), lr=1e-2, weight_decay=1e-2, ssm_lr=1e-3, total_steps=1000)
+    h = model.generate_features(x)                     # recurrent mode == model.features(x)
+"""
+
+from eigenkit.methods.s4d._layer import S4D, Norm, Pooling, S4DConv, S4DModel
+from eigenkit.methods.s4d._optim import s4d_optimizer, s4d_param_labels
+
+__all__ = ["Norm", "Pooling", "S4D", "S4DConv", "S4DModel", "s4d_optimizer", "s4d_param_labels"]
