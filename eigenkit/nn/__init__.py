@@ -3,7 +3,8 @@
 * normalisation: :class:`MaskedBatchNorm` (padding excluded from the statistics; the official unmasked mode too);
 * MLPs: :class:`MLP`, :func:`torch_linear_init` (PyTorch's default Linear init, for parity with official code);
 * graph networks on jraph: :class:`GINLayer`, :class:`GINELayer`, :class:`DenseGINLayer`, :class:`GINE`,
-  :class:`GINEGraphRegressor`, pooling (:class:`Pooling`, :func:`pool_nodes`, :func:`graph_index`).
+  :class:`GINEGraphRegressor`, pooling (:class:`Pooling`, :func:`pool_nodes`, :func:`graph_index`);
+* image backbones: :class:`SmallCNN`.
 """
 
 from eigenkit.nn._gnn import (
@@ -19,6 +20,8 @@ from eigenkit.nn._gnn import (
 from eigenkit.nn._mlp import MLP, torch_linear_init
 from eigenkit.nn._norm import MaskedBatchNorm
 
+from eigenkit.nn._cnn import SmallCNN
+
 # --- more re-exports below (one line per block family) ---
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "GINLayer",
     "MaskedBatchNorm",
     "Pooling",
+    "SmallCNN",
     "graph_index",
     "pool_nodes",
     "torch_linear_init",

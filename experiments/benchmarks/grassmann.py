@@ -1,0 +1,170 @@
+"""One Riemannian SGD step on C Grassmann bases (the GCR head): eigh-form vs SVD-form geodesic vs official PyTorch.
+
+    python -m experiments.benchmarks.grassmann --out results/bench_grassmann.json \
+        [--C 1000 --D 2048 --k 8] [--official-src PATH_TO_innerlee_GCR] [--threads 2]
+
+Each variant does the full step the GCR optimiser does, in float32: momentum buffer update (Euclidean rule),
+tangent projection, geodesic step, no re-orthonormalisation (timed apart: ``reorth_*`` rows). Ours are jitted with the
+parameters and buffer donated, so XLA may update in place. The official step is ``gcr/rsgd.py``'s ``RSGD.step``
+imported as in ``experiments/gcr/make_parity_fixtures.py`` (stub mmpretrain registries; on CPU its CUDA-only
+``driver='gesvda'`` keyword is dropped). Correctness first: all variants start from the same (P, buffer, gradient) and
+must agree on the new subspaces (max principal-angle distance reported). Compile time and steady state (median of
+``--repeats`` timed calls, ``block_until_ready``) are reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from eigenkit import manifolds as mf
+
+
+def _timeit(fn, repeats: int) -> float:
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def _manual_step(exp_fn, lr: float, mu: float):
+    """The same step written from the public primitives with a chosen exp map, jitted with donation."""
+
+    def step(p, m, g):
+        m = mu * m + g
+        return exp_fn(p, mf.grassmann_project(p, m), -lr), m
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def _rsgd_step(lr: float, mu: float):
+    """``riemannian_sgd`` exactly as users run it (update + apply_updates), jitted with donation."""
+    tx = mf.riemannian_sgd(lr, mu, reorth_every=0)
+
+    def step(p, m, g):
+        u, st = tx.update(g, mf.RiemannianSGDState(jnp.ones([], jnp.int32), m), p)
+        return optax.apply_updates(p, u), st.momentum
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def bench_jax(name, step, p0, m0, g, repeats):
+    mk = lambda: [jnp.array(p0), jnp.array(m0)]  # noqa: E731
+    p, m = mk()
+    t0 = time.perf_counter()
+    compiled = step.lower(p, m, g).compile()
+    compile_s = time.perf_counter() - t0
+    p, m = compiled(p, m, g)
+    result = np.asarray(p)
+    holder = mk()
+
+    def run():
+        holder[0], holder[1] = compiled(holder[0], holder[1], g)
+        jax.block_until_ready(holder[0])
+
+    run()
+    return {"name": name, "compile_s": compile_s, "step_s": _timeit(run, repeats)}, result
+
+
+def bench_official(src: pathlib.Path, p0, m0, g, lr, mu, repeats, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    from experiments.gcr import make_parity_fixtures as mpf
+
+    mpf._install_stubs()
+    mpf._install_cpu_svd_shim()
+    rsgd = mpf._load(src / "gcr" / "rsgd.py", "gcr_official_rsgd_bench")
+    c, d, k = p0.shape
+    to_w = lambda a: torch.from_numpy(np.ascontiguousarray(np.swapaxes(a, -1, -2).reshape(c * k, d)))  # noqa: E731
+    w = torch.nn.Parameter(to_w(p0))
+    w.geometry = [k] * c
+    opt = rsgd.RSGD([w], lr=lr, momentum=mu, reorth_step=10**9, lr_factor=1.0)
+    opt.state[w]["momentum_buffer"] = to_w(m0).clone()
+    w.grad = to_w(np.asarray(g))
+    rsgd.OPT_ITER = 1  # skip the step-0 QR (ours is timed without re-orthonormalisation too)
+    opt.step()
+    result = np.swapaxes(w.detach().numpy().reshape(c, k, d), -1, -2).copy()
+
+    def run():
+        rsgd.OPT_ITER = 1
+        opt.step()
+
+    return {"name": "official_torch_rsgd", "step_s": _timeit(run, repeats), "torch": torch.__version__,
+            "threads": threads}, result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="results/bench_grassmann.json")
+    ap.add_argument("--C", type=int, default=1000)
+    ap.add_argument("--D", type=int, default=2048)
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--official-src", type=pathlib.Path, default=None)
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads for the official step")
+    args = ap.parse_args(argv)
+    c, d, k = args.C, args.D, args.k
+    key = jax.random.key(0)
+    k1, k2, k3 = jax.random.split(key, 3)
+    p0 = np.asarray(mf.grassmann_random_point((c, d, k), key=k1, dtype=jnp.float32))
+    m0 = np.asarray(0.01 * jax.random.normal(k2, (c, d, k), jnp.float32))
+    g = 0.01 * jax.random.normal(k3, (c, d, k), jnp.float32)
+    lr, mu = 0.1, 0.9
+
+    rows, outs = [], {}
+    for name, step in (("rsgd_eigh", _rsgd_step(lr, mu)), ("eigh_exp", _manual_step(mf.grassmann_exp, lr, mu)),
+                       ("svd_exp", _manual_step(mf.grassmann_exp_svd, lr, mu))):
+        row, outs[name] = bench_jax(name, step, p0, m0, g, args.repeats)
+        rows.append(row)
+    pj = jnp.asarray(p0)
+    for r in (mf.Retraction.POLAR, mf.Retraction.QR_SIGNFIXED):  # the periodic re-orthonormalisation, timed apart
+        reorth = jax.jit(lambda x, r=r: mf.qr_orthonormalize(x, r))
+        jax.block_until_ready(reorth(pj))
+        rows.append({"name": f"reorth_{r.name.lower()}",
+                     "step_s": _timeit(lambda f=reorth: jax.block_until_ready(f(pj)), args.repeats)})
+    if args.official_src is not None:
+        row, outs["official"] = bench_official(args.official_src.resolve(), p0, m0, g, lr, mu, args.repeats,
+                                               args.threads)
+        rows.append(row)
+
+    # correctness: subspaces agree (principal-angle distance, per class, max over classes)
+    dist = {}
+    ref = jnp.asarray(outs["svd_exp"])
+    for name, out in outs.items():
+        dist[name] = float(jnp.max(mf.grassmann_dist(jnp.asarray(out), ref)))
+        orth = np.abs(np.swapaxes(out, -1, -2) @ out - np.eye(k, dtype=np.float32)).max()
+        dist[name + "_orthonormality"] = float(orth)
+    if max(v for n, v in dist.items() if not n.endswith("orthonormality")) > 1e-2:
+        raise SystemExit(f"correctness check failed: {dist}")
+    t = {r["name"]: r["step_s"] for r in rows}
+    result = {
+        "benchmark": "grassmann_rsgd_step", "C": c, "D": d, "k": k, "dtype": "float32",
+        "platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
+        "cpu_count": os.cpu_count(), "rows": rows, "max_grassmann_dist_vs_svd": dist,
+        "ratios": {
+            "svd_over_eigh": t["svd_exp"] / t["eigh_exp"],
+            "svd_over_rsgd": t["svd_exp"] / t["rsgd_eigh"],
+            **({"official_over_rsgd": t["official_torch_rsgd"] / t["rsgd_eigh"]} if "official_torch_rsgd" in t else {}),
+        },
+        "bytes_touched_estimate_MB": 5 * c * d * k * 4 / 1e6,  # read P, g, m; write P, m
+    }
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
