@@ -22,7 +22,7 @@ from flax import nnx
 from eigenkit import train
 from eigenkit.data._molecules import ATOM_TYPES, BOND_TYPES, moses_penalized_logp
 from eigenkit.methods import spe
-from eigenkit.nn._gnn import Pooling
+from eigenkit.nn import Pooling
 
 METHODS = {"none": spe.PEKind.NONE, "lappe": spe.PEKind.LAPPE, "spe": spe.PEKind.SPE, "signnet": spe.PEKind.SIGNNET}
 

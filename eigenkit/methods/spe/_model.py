@@ -28,9 +28,7 @@ from flax import nnx
 
 from eigenkit.methods.spe._batch import GraphBatch, dense_adjacency_of_batch
 from eigenkit.methods.spe._tensor import basis_invariant_tensor, random_sign_flip
-from eigenkit.nn._gnn import DenseGINLayer, GINEGraphRegressor, Pooling
-from eigenkit.nn._mlp import MLP
-from eigenkit.nn._norm import MaskedBatchNorm
+from eigenkit.nn import MLP, DenseGINLayer, GINEGraphRegressor, MaskedBatchNorm, Pooling
 
 __all__ = ["BatchNormMode", "EigenvalueNetKind", "PEKind", "EigenvalueNets", "SPE", "SignNet", "PEGraphRegressor"]
 
