@@ -14,6 +14,13 @@ Example::
 """
 
 from eigenkit.train._checkpoint import RESUMABLE_KEYS, Checkpointer, CheckpointMismatchError
+from eigenkit.train._data import (
+    classification_loss,
+    classification_metrics,
+    epoch_batches,
+    evaluate_dataset,
+    padded_batches,
+)
 from eigenkit.train._loop import MetricWriter, fit, progress
 from eigenkit.train._mesh import (
     DATA_AXIS,
@@ -34,6 +41,11 @@ __all__ = [
     "MetricWriter",
     "TrainState",
     "accumulate",
+    "classification_loss",
+    "classification_metrics",
+    "epoch_batches",
+    "evaluate_dataset",
+    "padded_batches",
     "data_sharding",
     "fit",
     "initialize_distributed",

@@ -32,7 +32,7 @@ from experiments.digits_mlp.configs import cpu  # noqa: E402
 def bench(devices, config, steps: int, repeats: int) -> dict:
     mesh = train.make_mesh(devices)
     xtr, ytr, _, _ = digits.load_split(config)
-    batches = digits.make_batches(xtr, ytr, config.batch_size, config.seed)
+    batches = train.epoch_batches({"x": xtr, "y": ytr}, config.batch_size, seed=config.seed)
     state = digits.make_state(config, mesh, optax.sgd(0.05, momentum=0.9))
     step = train.make_train_step(digits.loss_fn, mesh=mesh, donate=False)
     host = [batches(i) for i in range(steps)]

@@ -19,7 +19,6 @@ import pathlib
 import time
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -84,49 +83,15 @@ def make_tx(config, k: int, num_steps: int, params) -> optax.GradientTransformat
 
 def loss_fn(model, batch, key):
     del key
-    logits = model(batch["x"])
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
-    acc = jnp.mean((jnp.argmax(logits, -1).astype(batch["y"].dtype) == batch["y"]).astype(jnp.float32))
-    return loss, {"accuracy": acc}
+    return train.classification_loss(model(batch["x"]), batch["y"])
 
 
 def metric_fn(model, batch):
-    logits = model(batch["x"])
-    correct = (jnp.argmax(logits, -1).astype(batch["y"].dtype) == batch["y"]).astype(jnp.float32)
-    return {"accuracy": jnp.sum(correct), "count": jnp.asarray(correct.shape[0], jnp.float32)}
-
-
-def make_batches(x, y, batch_size: int, seed: int):
-    """batch(step): a pure function of the step (epoch-wise seeded permutations, drop-last) so resume is exact."""
-    per_epoch = len(x) // batch_size
-
-    def batches(step: int):
-        epoch, i = divmod(step, per_epoch)
-        perm = np.random.default_rng([seed, epoch]).permutation(len(x))
-        idx = perm[i * batch_size:(i + 1) * batch_size]
-        return {"x": x[idx], "y": y[idx]}
-
-    return batches
-
-
-def _padded_batches(x, n_dev: int, bs: int):
-    bs = max(n_dev, (bs // n_dev) * n_dev)
-    for i in range(0, len(x), bs):
-        xb = x[i:i + bs]
-        pad = (-len(xb)) % n_dev
-        if pad:
-            xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
-        yield i, xb, pad
+    return train.classification_metrics(model(batch["x"]), batch["y"], batch["mask"])
 
 
 def evaluate(state, eval_step, x, y, mesh, batch_size: int) -> float:
-    sums = []
-    for i, xb, pad in _padded_batches(x, mesh.devices.size, batch_size):
-        yb = y[i:i + len(xb) - pad]
-        yb = np.concatenate([yb, np.full((pad,), -1, yb.dtype)])
-        m = eval_step(state, train.shard_batch({"x": xb, "y": yb}, mesh))
-        sums.append(dict(m, count=m["count"] - pad))
-    return train.accumulate(sums)["accuracy"]
+    return train.evaluate_dataset(state, eval_step, {"x": x, "y": y}, mesh, batch_size)["accuracy"]
 
 
 def extract_features(state, x, mesh, batch_size: int) -> np.ndarray:
@@ -139,9 +104,8 @@ def extract_features(state, x, mesh, batch_size: int) -> np.ndarray:
         return model.features(xb)
 
     out = []
-    for _, xb, pad in _padded_batches(x, mesh.devices.size, batch_size):
-        f = np.asarray(feat(state, train.shard_batch(xb, mesh)))
-        out.append(f[: len(f) - pad])
+    for b, valid in train.padded_batches({"x": x}, batch_size, mesh.devices.size):
+        out.append(np.asarray(feat(state, train.shard_batch(b["x"], mesh)))[:valid])
     return np.concatenate(out)
 
 
@@ -179,7 +143,7 @@ def train_one(config, workdir: pathlib.Path, task, k: int, seed: int, mesh):
     eval_step = train.make_eval_step(metric_fn, mesh=mesh)
     t0 = time.perf_counter()
     state, _ = train.fit(
-        state, step, batches=make_batches(xtr, ytr, int(config.batch_size), seed), num_steps=num_steps,
+        state, step, batches=train.epoch_batches({"x": xtr, "y": ytr}, int(config.batch_size), seed=seed), num_steps=num_steps,
         workdir=str(workdir), config=config, mesh=mesh, seed=seed, checkpoint_every=int(config.checkpoint_every),
         log_every=int(config.log_every), show_progress=bool(config.show_progress),
     )

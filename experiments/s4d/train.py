@@ -8,10 +8,8 @@ cosine schedule). Baseline in the same run: multinomial logistic regression on t
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from flax import nnx
 
 from eigenkit import data, ssm, train
@@ -45,43 +43,15 @@ def make_model(config) -> S4DModel:
 
 
 def loss_fn(model, batch, key):
-    logits = model(batch["x"], rngs=nnx.Rngs(dropout=key))
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
-    acc = jnp.mean((jnp.argmax(logits, -1).astype(batch["y"].dtype) == batch["y"]).astype(jnp.float32))
-    return loss, {"accuracy": acc}
+    return train.classification_loss(model(batch["x"], rngs=nnx.Rngs(dropout=key)), batch["y"])
 
 
 def metric_fn(model, batch):
-    logits = model(batch["x"])
-    correct = (jnp.argmax(logits, -1).astype(batch["y"].dtype) == batch["y"]).astype(jnp.float32)
-    return {"accuracy": jnp.sum(correct), "count": jnp.asarray(correct.shape[0], jnp.float32)}
-
-
-def make_batches(x, y, batch_size: int, seed: int):
-    per_epoch = len(x) // batch_size
-
-    def batches(step: int):
-        epoch, i = divmod(step, per_epoch)
-        perm = np.random.default_rng([seed, epoch]).permutation(len(x))
-        idx = perm[i * batch_size:(i + 1) * batch_size]
-        return {"x": x[idx], "y": y[idx]}
-
-    return batches
+    return train.classification_metrics(model(batch["x"]), batch["y"], batch["mask"])
 
 
 def evaluate(state, eval_step, x, y, mesh, batch_size: int) -> dict[str, float]:
-    n_dev = mesh.devices.size
-    bs = max(n_dev, (batch_size // n_dev) * n_dev)
-    sums = []
-    for i in range(0, len(x), bs):
-        xb, yb = x[i:i + bs], y[i:i + bs]
-        pad = (-len(xb)) % n_dev
-        if pad:
-            xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
-            yb = np.concatenate([yb, np.full((pad,), -1, yb.dtype)])
-        m = eval_step(state, train.shard_batch({"x": xb, "y": yb}, mesh))
-        sums.append(dict(m, count=m["count"] - pad))
-    return train.accumulate(sums)
+    return train.evaluate_dataset(state, eval_step, {"x": x, "y": y}, mesh, batch_size)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
@@ -98,7 +68,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     eval_step = train.make_eval_step(metric_fn, mesh=mesh)
     state, _ = train.fit(
         state, step,
-        batches=make_batches(xtr, ytr, config.batch_size, config.seed),
+        batches=train.epoch_batches({"x": xtr, "y": ytr}, config.batch_size, seed=config.seed),
         num_steps=config.num_steps, workdir=workdir, config=config, mesh=mesh, seed=config.seed,
         eval_fn=lambda s: evaluate(s, eval_step, xte, yte, mesh, config.eval_batch_size),
         eval_every=config.eval_every, checkpoint_every=config.checkpoint_every, log_every=config.log_every,

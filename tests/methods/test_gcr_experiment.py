@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from eigenkit import train
+
 from experiments.gcr import train as gcr_train
 
 
@@ -22,9 +24,9 @@ def test_intra_class_variability_matches_pairwise(rng):
     assert 0.9 < gcr_train.intra_class_variability(f, rng.permutation(y)) < 1.1
 
 
-def test_make_batches_is_a_pure_function_of_step():
+def test_epoch_batches_is_a_pure_function_of_step():
     x = np.arange(20)[:, None].astype(np.float32)
     y = np.arange(20).astype(np.int32)
-    b = gcr_train.make_batches(x, y, 8, seed=3)
+    b = train.epoch_batches({"x": x, "y": y}, 8, seed=3)
     np.testing.assert_array_equal(b(5)["y"], b(5)["y"])
     assert len(set(np.concatenate([b(0)["y"], b(1)["y"]]))) == 16  # no repeats within an epoch

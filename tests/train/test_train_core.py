@@ -1,7 +1,6 @@
 """eigenkit.train: 1 device == 8 fake devices, exact resume, parameter groups, clear errors."""
 
 import json
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +20,7 @@ def _run(config, workdir, devices, num_steps=None, tx=None):
     state = digits.make_state(config, mesh, tx)
     step = train.make_train_step(digits.loss_fn, mesh=mesh)
     state, hist = train.fit(
-        state, step, batches=digits.make_batches(xtr, ytr, config.batch_size, config.seed),
+        state, step, batches=train.epoch_batches({"x": xtr, "y": ytr}, config.batch_size, seed=config.seed),
         num_steps=config.num_steps if num_steps is None else num_steps, workdir=workdir, config=config,
         mesh=mesh, seed=config.seed, checkpoint_every=config.checkpoint_every, log_every=1, show_progress=False,
     )
