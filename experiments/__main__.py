@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -43,6 +44,19 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _headline(metrics: dict) -> list[str]:
+    """Readable cells: ``x_mean``/``x_std`` (or ``x``/``x_std``) pairs merged as ``x m ± s``; per-seed values and
+    timings are left to summary.json."""
+    out = []
+    for k, v in metrics.items():
+        if re.search(r"(_std|_seed\d+|seconds.*|_time_s)$", k) or "seconds" in k:
+            continue
+        base = k[: -len("_mean")] if k.endswith("_mean") else k
+        std = metrics.get(base + "_std")
+        out.append(f"{base} {_fmt(v)} ± {_fmt(std)}" if isinstance(std, float) else f"{base} {_fmt(v)}")
+    return out
+
+
 def write_summary(rows: list[dict], results: pathlib.Path, preset: str, command: str) -> None:
     results.mkdir(parents=True, exist_ok=True)
     machine = _machine()
@@ -60,8 +74,8 @@ def write_summary(rows: list[dict], results: pathlib.Path, preset: str, command:
     ]
     for r in sorted(rows, key=lambda r: r["method"]):
         m = r.get("metrics", {})
-        ours = ", ".join(f"{k} {_fmt(v)}" for k, v in m.items() if not k.startswith("baseline_"))
-        base = ", ".join(f"{k[len('baseline_'):]} {_fmt(v)}" for k, v in m.items() if k.startswith("baseline_"))
+        ours = ", ".join(_headline({k: v for k, v in m.items() if not k.startswith("baseline_")}))
+        base = ", ".join(_headline({k[len("baseline_"):]: v for k, v in m.items() if k.startswith("baseline_")}))
         status = r["status"] if r["status"] == "ok" else f"FAILED: {r.get('error', '')[:120]}"
         lines.append(f"| {r['method']} | {status} | {ours} | {base or '—'} | {r['wall_time_s']:.0f} s |")
     (results / "summary.md").write_text("\n".join(lines) + "\n")
@@ -112,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list registered methods and their presets")
+    sm = sub.add_parser("summarize", help="re-render <results>/summary.md from summary.json")
+    sm.add_argument("--results", default="results")
     r = sub.add_parser("run", help="run one method, or all, at a preset")
     r.add_argument("method", help="a registered method, or 'all'")
     r.add_argument("--preset", default="cpu", help="smoke | cpu | paper (default cpu)")
@@ -126,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "list":
         for m in _registry.list_methods():
             print(f"{m:16s} presets: {', '.join(_registry.list_presets(m))}")
+        return 0
+    if args.cmd == "summarize":
+        results = pathlib.Path(args.results)
+        old = json.loads((results / "summary.json").read_text())
+        write_summary(old["rows"], results, old["preset"], old["command"])
+        print((results / "summary.md").read_text())
         return 0
     methods = _registry.list_methods() if args.method == "all" else [args.method]
     try:
