@@ -16,11 +16,11 @@ if command -v apt-get >/dev/null; then
     $SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
       || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null; }
   fi
-  if [ ! -d "$CACHE/debian/janeaustenr/usr/lib/R/site-library/janeaustenr/data" ]; then
+  if [ ! -d "$CACHE/janeaustenr/usr/lib/R/site-library/janeaustenr/data" ]; then
     tmp=$(mktemp -d)
     (cd "$tmp" && { apt-get download r-cran-janeaustenr >/dev/null 2>&1 \
         || { $SUDO apt-get update -q >/dev/null && apt-get download r-cran-janeaustenr >/dev/null; }; }) \
-      && mkdir -p "$CACHE/debian/janeaustenr" && dpkg-deb -x "$tmp"/r-cran-janeaustenr_*.deb "$CACHE/debian/janeaustenr" \
+      && mkdir -p "$CACHE/janeaustenr" && dpkg-deb -x "$tmp"/r-cran-janeaustenr_*.deb "$CACHE/janeaustenr" \
       || echo "warning: could not fetch r-cran-janeaustenr (EoRA text data); those tests will be skipped" >&2
     rm -rf "$tmp"
   fi

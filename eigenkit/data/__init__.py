@@ -5,6 +5,8 @@ See ``../shared/DATA.md`` in the developer docs for the sources that work offlin
 
 from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
 from eigenkit.data._images import FASHION_MNIST_CLASSES, digits, fashion_mnist
+from eigenkit.data._smollm2 import smollm2_gguf_path, smollm2_hparams, smollm2_tokenizer, smollm2_weights
+from eigenkit.data._text import BOOKS, austen_books, austen_install_commands, austen_root, text_passages
 from eigenkit.data._molecules import (
     ATOM_TYPES,
     BOND_TYPES,
@@ -14,6 +16,15 @@ from eigenkit.data._molecules import (
 )
 
 __all__ = [
+    "BOOKS",
+    "austen_books",
+    "austen_install_commands",
+    "austen_root",
+    "smollm2_gguf_path",
+    "smollm2_hparams",
+    "smollm2_tokenizer",
+    "smollm2_weights",
+    "text_passages",
     "ATOM_TYPES",
     "BOND_TYPES",
     "MoleculeGraphs",

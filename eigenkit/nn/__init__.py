@@ -4,7 +4,9 @@
 * MLPs: :class:`MLP`, :func:`torch_linear_init` (PyTorch's default Linear init, for parity with official code);
 * graph networks on jraph: :class:`GINLayer`, :class:`GINELayer`, :class:`DenseGINLayer`, :class:`GINE`,
   :class:`GINEGraphRegressor`, pooling (:class:`Pooling`, :func:`pool_nodes`, :func:`graph_index`);
-* image backbones: :class:`SmallCNN`.
+* image backbones: :class:`SmallCNN`;
+* LLaMA-style decoders: :class:`LlamaModel` (RMSNorm, RoPE, grouped-query attention, SwiGLU), weight loading and
+  greedy generation (used by EoRA on SmolLM2).
 """
 
 from eigenkit.nn._gnn import (
@@ -21,10 +23,38 @@ from eigenkit.nn._mlp import MLP, torch_linear_init
 from eigenkit.nn._norm import MaskedBatchNorm
 
 from eigenkit.nn._cnn import SmallCNN
+from eigenkit.nn._llama import (
+    LINEAR_INPUTS,
+    LINEAR_NAMES,
+    LlamaBlock,
+    LlamaConfig,
+    LlamaModel,
+    RMSNorm,
+    RopeLayout,
+    block_apply,
+    greedy_generate,
+    llama_from_weights,
+    llama_weights,
+    next_token_nll,
+    rope,
+)
 
 # --- more re-exports below (one line per block family) ---
 
 __all__ = [
+    "LINEAR_INPUTS",
+    "LINEAR_NAMES",
+    "LlamaBlock",
+    "LlamaConfig",
+    "LlamaModel",
+    "RMSNorm",
+    "RopeLayout",
+    "block_apply",
+    "greedy_generate",
+    "llama_from_weights",
+    "llama_weights",
+    "next_token_nll",
+    "rope",
     "GINE",
     "MLP",
     "DenseGINLayer",

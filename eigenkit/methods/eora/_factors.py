@@ -1,0 +1,236 @@
+"""EoRA low-rank compensation factors (Liu et al. 2024, arXiv:2410.21271, §3 Eq. 3-6) and the plain-SVD baseline.
+
+Problem: given the compression error ``ΔW = W − W_c`` (``d_out × d_in``) and the input covariance
+``S = E[x xᵀ]`` (``d_in × d_in``), find ``B`` (``d_out × r``), ``A`` (``r × d_in``) minimising the layer-output error
+``‖(ΔW − B A) Xᵀ‖_F² = tr((ΔW − BA) S (ΔW − BA)ᵀ)``. With any square root ``S = L Lᵀ`` the minimiser is
+``B A = [ΔW L]_r L⁻¹`` (Eckart–Young on ``ΔW L``), and the residual equals the tail singular values of ``ΔW L``.
+
+* :func:`eora_factors` — the paper's eigenspace projection: ``S = Q Λ Qᵀ``, ``L = Q Λ^{1/2}``, SVD of ``ΔW L``,
+  ``B = U_r Σ_r^{1/2}``, ``A = Σ_r^{1/2} V_rᵀ Λ^{-1/2} Qᵀ``. Pass ``cov`` in float64 to match the official code
+  (which runs ``eigh`` in float64 and casts ``L``, ``L⁻¹`` to float32).
+* :func:`eora_factors_cholesky` — the float32-safe path for accelerators without float64 (TPU): ``S + δI = L Lᵀ``
+  (Cholesky), the same SVD, and ``A = Σ_r^{1/2} V_rᵀ L⁻¹`` by a triangular solve. For a nonsingular ``S`` and
+  ``damp = 0`` it gives the same product ``B A`` as the eigen path (``B``, ``A`` themselves differ by an
+  ``r × r`` orthogonal factor).
+* :func:`svd_factors` — ZeroQuant-V2-style baseline: truncated SVD of ``ΔW`` itself (``S = I``).
+
+Eigenvalue clamping (:class:`EigenClamp`) for a covariance that is not positive definite (too few tokens, round-off):
+
+* ``PINV_RTOL`` (default; GPTQModel): keep ``λ > λ_max · min(1, d · eps_f32)``; the others are zeroed in both
+  ``Λ^{1/2}`` and ``Λ^{-1/2}`` (truncated pseudo-inverse). Always finite; an all-nonpositive spectrum gives ``B A = 0``.
+* ``NVLABS_MINPOS`` (NVlabs ``eora.py``): negative eigenvalues are replaced by the smallest positive one. Exact
+  zeros are kept (then ``Λ^{-1/2}`` is infinite, as in the official code) and a spectrum with no positive eigenvalue
+  gives non-finite factors (the official code crashes there).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+from jaxtyping import Array, Float
+
+from eigenkit._validate import check_array, check_rank_arg, check_square
+
+
+class EigenClamp(enum.Enum):
+    """Rule applied to non-positive eigenvalues of the covariance (see module docstring)."""
+
+    PINV_RTOL = "pinv_rtol"
+    NVLABS_MINPOS = "nvlabs_minpos"
+
+
+def _check(delta, cov, rank):
+    delta = check_array(delta, "delta", ndim=2, kind="floating")
+    d_out, d_in = delta.shape
+    if cov is not None:
+        cov = check_square(cov, "cov", kind="floating")
+        if cov.shape != (d_in, d_in):
+            raise ValueError(f"cov must have shape (d_in, d_in) = ({d_in}, {d_in}) to match delta, got {cov.shape}")
+    rank = check_rank_arg(rank, "rank", upper=min(d_out, d_in), upper_name="min(d_out, d_in)")
+    return delta, cov, rank
+
+
+def _split_sigma(u, s, vt, rank):
+    root = jnp.sqrt(s[:rank])
+    return u[:, :rank] * root[None, :], root[:, None] * vt[:rank]
+
+
+def eigen_sqrt(
+    cov: Float[Array, "d d"], *, clamp: EigenClamp = EigenClamp.PINV_RTOL
+) -> tuple[Float[Array, "d d"], Float[Array, "d d"]]:
+    """Eigen square root ``L = Q Λ^{1/2}`` and its (pseudo-)inverse ``L⁻¹ = Λ^{-1/2} Qᵀ`` of a symmetric ``cov``.
+
+    Args:
+      cov: ``(d, d)`` symmetric covariance (only the lower triangle is read, as ``eigh`` does).
+      clamp: :class:`EigenClamp` rule for non-positive eigenvalues.
+
+    Returns:
+      ``(L, L_inv)``, both ``(d, d)`` in the dtype of ``cov``.
+
+    Example:
+      >>> l, li = eigen_sqrt(jnp.eye(2) * 4.0)
+      >>> float(l[0, 0] ** 2 + l[0, 1] ** 2)
+      4.0
+    """
+    cov = check_square(cov, "cov", kind="floating")
+    lam, q = jnp.linalg.eigh(cov)
+    if clamp is EigenClamp.PINV_RTOL:
+        d = cov.shape[-1]
+        lam_max = jnp.max(lam)
+        tol = lam_max * min(1.0, d * float(jnp.finfo(jnp.float32).eps))
+        keep = lam > jnp.maximum(tol, 0.0)
+        safe = jnp.where(keep, lam, 1.0)
+        root = jnp.where(keep, jnp.sqrt(safe), 0.0)
+        inv_root = jnp.where(keep, 1.0 / jnp.sqrt(safe), 0.0)
+    elif clamp is EigenClamp.NVLABS_MINPOS:
+        min_pos = jnp.min(jnp.where(lam > 0, lam, jnp.inf))
+        lam = jnp.where(lam < 0, min_pos, lam)
+        root = jnp.sqrt(lam)
+        inv_root = 1.0 / root
+    else:
+        raise TypeError(f"clamp must be an EigenClamp, got {clamp!r}")
+    return q * root[None, :], inv_root[:, None] * q.T
+
+
+def eora_factors(
+    delta: Float[Array, "d_out d_in"],
+    cov: Float[Array, "d_in d_in"],
+    rank: int,
+    *,
+    clamp: EigenClamp = EigenClamp.PINV_RTOL,
+) -> tuple[Float[Array, "d_out r"], Float[Array, "r d_in"]]:
+    """EoRA factors ``(B, A)`` with ``W ≈ W_c + B A`` (paper Eq. 3-6; NVlabs ``llama_sequential_eigen``).
+
+    ``B A = [ΔW L]_r L⁻¹`` minimises ``tr((ΔW − BA) S (ΔW − BA)ᵀ)`` over rank-``r`` products.
+
+    Args:
+      delta: ``ΔW = W − W_c``, ``(d_out, d_in)``; sets the output dtype.
+      cov: ``(d_in, d_in)`` input covariance; ``eigh`` runs in its dtype (float64 = official behaviour), the square
+        roots are then cast to ``delta.dtype``.
+      rank: static ``1 <= r <= min(d_out, d_in)``.
+      clamp: :class:`EigenClamp`.
+
+    Returns:
+      ``B`` ``(d_out, r)`` and ``A`` ``(r, d_in)`` in ``delta.dtype`` (``B = U_r Σ_r^{1/2}``, ``A = Σ_r^{1/2} V_rᵀ L⁻¹``).
+
+    Raises:
+      ValueError: shape mismatch or ``rank`` out of range.
+
+    Example:
+      >>> import jax
+      >>> k = jax.random.key(0)
+      >>> d = jax.random.normal(k, (4, 3))
+      >>> b, a = eora_factors(d, jnp.eye(3), 3)
+      >>> bool(jnp.allclose(b @ a, d, atol=1e-5))
+      True
+    """
+    delta, cov, rank = _check(delta, cov, rank)
+    l, l_inv = eigen_sqrt(cov, clamp=clamp)
+    return eora_factors_from_sqrt(delta, l, l_inv, rank)
+
+
+def eora_factors_from_sqrt(
+    delta: Float[Array, "d_out d_in"],
+    l: Float[Array, "d_in d_in"],
+    l_inv: Float[Array, "d_in d_in"],
+    rank: int,
+) -> tuple[Float[Array, "d_out r"], Float[Array, "r d_in"]]:
+    """:func:`eora_factors` with a precomputed ``(L, L⁻¹)`` from :func:`eigen_sqrt` (layers that share an input,
+    e.g. q/k/v, share one eigendecomposition). ``L``, ``L⁻¹`` are cast to ``delta.dtype``."""
+    delta, _, rank = _check(delta, None, rank)
+    l, l_inv = l.astype(delta.dtype), l_inv.astype(delta.dtype)
+    u, s, vt = jnp.linalg.svd(delta @ l, full_matrices=False)
+    b, a = _split_sigma(u, s, vt, rank)
+    return b, a @ l_inv
+
+
+def eora_factors_cholesky(
+    delta: Float[Array, "d_out d_in"],
+    cov: Float[Array, "d_in d_in"],
+    rank: int,
+    *,
+    damp: float = 0.0,
+) -> tuple[Float[Array, "d_out r"], Float[Array, "r d_in"]]:
+    """EoRA factors through Cholesky whitening (float32-safe; no ``eigh``, no float64).
+
+    ``S + δ·mean(diag S)·I = L Lᵀ``, ``ΔW L = U Σ Vᵀ``, ``B = U_r Σ_r^{1/2}``, ``A = Σ_r^{1/2} V_rᵀ L⁻¹`` (triangular
+    solve). Same product ``B A`` as :func:`eora_factors` when ``S`` is positive definite and ``damp = 0``.
+
+    Args:
+      delta: ``(d_out, d_in)`` compression error.
+      cov: ``(d_in, d_in)`` covariance, cast to ``delta.dtype``.
+      rank: static ``1 <= r <= min(d_out, d_in)``.
+      damp: relative diagonal damping ``δ`` (use e.g. ``1e-6`` when ``S`` may be singular, i.e. fewer calibration
+        tokens than ``d_in``; a singular undamped ``S`` gives NaN).
+
+    Returns:
+      ``(B, A)`` as in :func:`eora_factors`.
+
+    Example:
+      >>> import jax
+      >>> d = jax.random.normal(jax.random.key(0), (4, 3))
+      >>> b, a = eora_factors_cholesky(d, 2.0 * jnp.eye(3), 2)
+      >>> b.shape, a.shape
+      ((4, 2), (2, 3))
+    """
+    delta, cov, rank = _check(delta, cov, rank)
+    cov = cov.astype(delta.dtype)
+    if damp:
+        cov = cov + (damp * jnp.mean(jnp.diagonal(cov))) * jnp.eye(cov.shape[0], dtype=cov.dtype)
+    chol = jnp.linalg.cholesky(cov)
+    u, s, vt = jnp.linalg.svd(delta @ chol, full_matrices=False)
+    b, a_white = _split_sigma(u, s, vt, rank)
+    # A = a_white L^{-1}  <=>  L^T A^T = a_white^T
+    a = jsl.solve_triangular(chol, a_white.T, lower=True, trans="T").T
+    return b, a
+
+
+def svd_factors(
+    delta: Float[Array, "d_out d_in"], rank: int
+) -> tuple[Float[Array, "d_out r"], Float[Array, "r d_in"]]:
+    """Plain truncated SVD of ``ΔW`` (ZeroQuant-V2 / NVlabs ``llama_sequential_svd``): ``B = U_r Σ_r^{1/2}``,
+    ``A = Σ_r^{1/2} V_rᵀ``; minimises ``‖ΔW − BA‖_F`` (not the activation error).
+
+    Example:
+      >>> b, a = svd_factors(jnp.eye(3), 1)
+      >>> b.shape
+      (3, 1)
+    """
+    delta, _, rank = _check(delta, None, rank)
+    u, s, vt = jnp.linalg.svd(delta, full_matrices=False)
+    return _split_sigma(u, s, vt, rank)
+
+
+def activation_error(
+    delta: Float[Array, "d_out d_in"],
+    b: Float[Array, "d_out r"],
+    a: Float[Array, "r d_in"],
+    cov: Float[Array, "d_in d_in"],
+) -> Float[Array, ""]:
+    """``sqrt(tr((ΔW − BA) S (ΔW − BA)ᵀ))`` = ``‖(ΔW − BA) Xᵀ‖_F`` for ``S = XᵀX`` (the EoRA objective)."""
+    r = delta - b @ a
+    return jnp.sqrt(jnp.maximum(jnp.sum((r @ cov) * r), 0.0))
+
+
+def compensated_linear(
+    x: Float[Array, "... d_in"],
+    w_c: Float[Array, "d_out d_in"],
+    b: Float[Array, "d_out r"],
+    a: Float[Array, "r d_in"],
+) -> Float[Array, "... d_out"]:
+    """``y = x W_cᵀ + (x Aᵀ) Bᵀ`` (NVlabs ``compressed_lowrankLinear``), without forming ``W_c + BA``."""
+    return x @ w_c.T + (x @ a.T) @ b.T
+
+
+__all__ = [
+    "EigenClamp",
+    "activation_error",
+    "compensated_linear",
+    "eigen_sqrt",
+    "eora_factors",
+    "eora_factors_cholesky",
+    "eora_factors_from_sqrt",
+    "svd_factors",
+]

