@@ -49,7 +49,7 @@ def _headline(metrics: dict) -> list[str]:
     timings are left to summary.json."""
     out = []
     for k, v in metrics.items():
-        if re.search(r"(_std|_seed\d+|seconds.*|_time_s)$", k) or "seconds" in k:
+        if re.search(r"(_std|_seed\d+|_time_s|_s)$", k) or "seconds" in k or k.startswith("time_"):
             continue
         base = k[: -len("_mean")] if k.endswith("_mean") else k
         std = metrics.get(base + "_std")
