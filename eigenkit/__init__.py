@@ -5,8 +5,7 @@ Floors (imports only go down; see ARCHITECTURE.md):
 * ``eigenkit.linalg``, ``eigenkit.graph``, ``eigenkit.ssm``, ``eigenkit.manifolds`` — pure spectral primitives;
 * ``eigenkit.nn`` — generic Flax NNX blocks;
 * ``eigenkit.methods.<method>`` — one package per paper;
-* beside them: ``eigenkit.data`` (offline loaders), ``eigenkit.train`` (mesh, step, checkpoints, loop),
-  ``eigenkit.testing`` (test helpers).
+* beside them: ``eigenkit.data`` (offline loaders), ``eigenkit.train`` (mesh, step, checkpoints, loop).
 
 Subpackages are imported explicitly (``from eigenkit import linalg``); importing ``eigenkit`` itself is cheap.
 """

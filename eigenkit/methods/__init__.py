@@ -1,1 +1,9 @@
-"""(being built)"""
+"""One package per paper (floor 3): NNX modules and pure procedures built on the primitives.
+
+* ``eigenkit.methods.spe`` — stable & expressive positional encodings (Huang et al., ICLR 2024);
+* ``eigenkit.methods.s4d`` — diagonal state-space layers and models (Gu et al., NeurIPS 2022);
+* ``eigenkit.methods.gcr`` — Grassmann class representation head (Wang et al., ICCV 2023);
+* ``eigenkit.methods.eora`` — compression + eigenspace low-rank compensation of LLMs (Liu et al., 2024).
+
+Methods never import each other; what two methods share lives in ``eigenkit.nn`` or a primitive package.
+"""

@@ -33,7 +33,7 @@ def _load(config):
     """-> (model, calib (n, l), eval (m, l))."""
     from flax import nnx
 
-    from eigenkit.nn._llama import LlamaConfig, LlamaModel, llama_from_weights
+    from eigenkit.nn import LlamaConfig, LlamaModel, llama_from_weights
 
     if config.model == "tiny":
         cfg = LlamaConfig(vocab_size=config.tiny.vocab_size, dim=config.tiny.dim, num_layers=config.tiny.num_layers,
@@ -44,8 +44,14 @@ def _load(config):
         toks = rng.integers(0, cfg.vocab_size, (config.calib_passages + config.eval_passages, config.seq_len))
         toks = toks.astype(np.int32)
         return model, toks[:config.calib_passages], toks[config.calib_passages:]
-    from eigenkit.data._smollm2 import smollm2_hparams, smollm2_tokenizer, smollm2_weights
-    from eigenkit.data._text import BOOKS, austen_books, text_passages
+    from eigenkit.data import (
+        BOOKS,
+        austen_books,
+        smollm2_hparams,
+        smollm2_tokenizer,
+        smollm2_weights,
+        text_passages,
+    )
 
     model = llama_from_weights(LlamaConfig(**smollm2_hparams()), smollm2_weights())
     tok = smollm2_tokenizer()

@@ -64,7 +64,7 @@ def run(workdir: str, num_graphs: int = 40, seed: int = 0) -> dict:
     import matplotlib.pyplot as plt
     from flax import nnx
 
-    from eigenkit.data._molecules import moses_penalized_logp
+    from eigenkit.data import moses_penalized_logp
     from eigenkit.methods import spe
 
     workdir = pathlib.Path(workdir)
@@ -77,7 +77,6 @@ def run(workdir: str, num_graphs: int = 40, seed: int = 0) -> dict:
     fwd = nnx.jit(lambda m, *xs: m(*xs))
 
     records = []  # (kind, eps, dL, relative dPE_spe, relative dPE_lap, min eigengap, has repeated eigenvalue)
-    offs = mols.node_offsets
     eoffs = mols.edge_offsets
     for gi in range(min(num_graphs, len(mols))):
         n = int(mols.n_node[gi])

@@ -20,7 +20,7 @@ import optax
 from flax import nnx
 
 from eigenkit import train
-from eigenkit.data._molecules import ATOM_TYPES, BOND_TYPES, moses_penalized_logp
+from eigenkit.data import ATOM_TYPES, BOND_TYPES, moses_penalized_logp
 from eigenkit.methods import spe
 from eigenkit.nn import Pooling
 

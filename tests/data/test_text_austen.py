@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from eigenkit.data._common import MissingDataError
-from eigenkit.data._text import austen_books, text_passages
+from eigenkit.data import MissingDataError, austen_books, text_passages
 
 
 def test_text_passages_disjoint_and_deterministic():

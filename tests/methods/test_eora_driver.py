@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from eigenkit.methods import eora
-from eigenkit.nn._llama import LlamaConfig, LlamaModel
+from eigenkit.nn import LlamaConfig, LlamaModel
 
 CFG = LlamaConfig(vocab_size=48, dim=16, num_layers=2, num_heads=4, num_kv_heads=2, hidden_dim=24)
 SPEC = eora.CompressionSpec(quantizer=eora.Quantizer.GPTQ, bits=3, block_size=8)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from eigenkit.nn._cnn import SmallCNN
+from eigenkit.nn import SmallCNN
 
 
 def test_shapes_leading_axes_and_nonnegative(rng):

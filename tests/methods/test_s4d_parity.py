@@ -49,7 +49,7 @@ def test_minimal_kernel_parity(fx, method, dtype):
 
 def test_minimal_layer_parity(fx, dtype):
     """eigenkit S4D layer (B = 1, GLU output) == official S4D.forward on the same weights and inputs."""
-    H, N, L = int(fx["H"]), int(fx["N"]), int(fx["L"])
+    H, N = int(fx["H"]), int(fx["N"])
     layer = S4D(H, N, init=ssm.Init.LIN, glu=True, param_dtype=dtype, rngs=nnx.Rngs(0))
     layer.ssm.log_dt[...] = jnp.asarray(fx["min/log_dt"], dtype)
     layer.ssm.log_A_real[...] = jnp.asarray(fx["min/log_A_real"], dtype)

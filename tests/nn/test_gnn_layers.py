@@ -1,24 +1,24 @@
 """GIN / GINE on jraph, dense GIN, masked BatchNorm, MLP, pooling, GINE regressor (eigenkit.nn._gnn/_norm/_mlp)."""
 
 import jax
-import jax.test_util  # noqa: F401  (check_grads)
 import jax.numpy as jnp
+import jax.test_util  # noqa: F401  (check_grads)
 import jraph
 import numpy as np
 import pytest
 from flax import nnx
 
-from eigenkit.nn._gnn import (
+from eigenkit.nn import (
+    MLP,
     DenseGINLayer,
-    GINELayer,
     GINEGraphRegressor,
+    GINELayer,
     GINLayer,
+    MaskedBatchNorm,
     Pooling,
     graph_index,
     pool_nodes,
 )
-from eigenkit.nn._mlp import MLP
-from eigenkit.nn._norm import MaskedBatchNorm
 
 
 def _graph(rng, n=6, e=10, f=3, dtype=np.float32, edge_types=True):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from eigenkit.nn._llama import (
+from eigenkit.nn import (
     LINEAR_NAMES,
     LlamaConfig,
     LlamaModel,

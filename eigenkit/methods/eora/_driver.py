@@ -30,7 +30,7 @@ from eigenkit.methods.eora._factors import (
     eora_factors_from_sqrt,
     svd_factors,
 )
-from eigenkit.nn._llama import (
+from eigenkit.nn import (
     LINEAR_INPUTS,
     LINEAR_NAMES,
     LlamaConfig,
