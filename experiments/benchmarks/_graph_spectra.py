@@ -26,9 +26,7 @@ The batched path is meant for accelerators (batched Jacobi / QDWH eigh; not meas
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import pathlib
 import sys
 import time
 
@@ -41,6 +39,9 @@ import scipy.linalg
 from eigenkit import graph as eg
 
 MIN_NODES, MAX_NODES = 10, 40
+
+
+from experiments.benchmarks._common import write_result
 
 
 def random_molecule_like(rng: np.random.Generator, n_graphs: int) -> list[tuple[int, np.ndarray]]:
@@ -175,10 +176,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     jax.config.update("jax_enable_x64", not args.no_x64)
     result = bench_graph_spectra(args.n_graphs, args.repeats, args.seed)
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
     return 0
 
 

@@ -15,7 +15,6 @@ must agree on the new subspaces (max principal-angle distance reported). Compile
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import optax
 
 from eigenkit import manifolds as mf
+from experiments.benchmarks._common import write_result
 
 
 def _timeit(fn, repeats: int) -> float:
@@ -159,10 +159,7 @@ def main(argv=None) -> int:
         },
         "bytes_touched_estimate_MB": 5 * c * d * k * 4 / 1e6,  # read P, g, m; write P, m
     }
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
     return 0
 
 

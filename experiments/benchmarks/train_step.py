@@ -11,9 +11,7 @@ on a TPU/GPU host run it with the real devices (``--devices all``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import pathlib
 import sys
 import time
 
@@ -25,6 +23,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from eigenkit import train  # noqa: E402
+from experiments.benchmarks._common import write_result  # noqa: E402
 from experiments.digits_mlp import train as digits  # noqa: E402
 from experiments.digits_mlp.configs import cpu  # noqa: E402
 
@@ -85,10 +84,7 @@ def main(argv=None) -> int:
         "ratio_step_time_ndev_over_1dev": many["step_s"] / one["step_s"],
         "ratio_compile_ndev_over_1dev": many["compile_s"] / one["compile_s"],
     }
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
     return 0
 
 
