@@ -1,163 +1,212 @@
-"""The experiment runner.
+"""The experiment runner, the one command line of every experiment.
 
     python -m experiments list
-    python -m experiments run <method>|all --preset smoke|cpu|paper [--workdir DIR] [--results DIR]
+    python -m experiments run <name>|all --preset smoke|cpu|paper [--workdir DIR] [--results DIR] [--force]
+                              [--config.KEY=VALUE ...]
+    python -m experiments summarize [--preset P] [--results DIR]
 
-``run all --preset cpu`` is the project's main job: it runs every registered method's preset in turn and writes
-``<results>/summary.md`` and ``<results>/summary.json`` (one row per method: its metrics, the baseline, wall time),
-plus each method's own ``metrics.json`` under ``<workdir>/<method>/<preset>``. A method that fails is reported in
-the table and the runner exits non-zero after the others have run.
+``<name>`` is a method (``s4d``) or one of its studies (``s4d.ablation``); ``all`` is every method's main
+experiment. ``run all --preset cpu`` is the project's main job. Results go to ``<results>/<preset>/summary.md`` and
+``summary.json`` (one row per experiment, with its metrics, baselines, command, machine and config), a page and a
+headline plot per experiment beside them; each run's checkpoints and logs go to ``<workdir>/<name>/<preset>``.
+
+* Presets never share a results file, and a run replaces only its own row (the old row is kept in history.jsonl).
+* ``run all`` is resumable: an experiment whose row already exists with the same effective config is skipped
+  (``--force`` reruns it); an interrupted experiment resumes from its checkpoints.
+* ``--config.KEY=VALUE`` overrides a config value (``--config.num_steps=3``, ``--config.head_dims='(8,)'``);
+  the value is parsed as the type the key has in the preset.
+* Expected failures (missing data, a checkpoint written with another config, an unknown name) are one line on
+  stderr and exit status 2; ``run all`` records them in the table and goes on with the other methods.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
+import ast
+import logging
 import pathlib
-import platform
-import re
-import subprocess
 import sys
 import time
 import traceback
 
 
-def _machine() -> dict:
-    import jax
+class ConfigOverrideError(ValueError):
+    """A ``--config.KEY=VALUE`` argument names no key of the preset or has a value of the wrong type."""
 
-    devs = jax.devices()
+
+def setup_logging() -> None:
+    """One logging setup for every experiment: our own lines on stdout, library INFO chatter (Orbax, absl) off."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("absl", "orbax", "jax"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=pathlib.Path(__file__).parent, check=False).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
-        "host": platform.node(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-        "jax": jax.__version__, "devices": f"{len(devs)} x {devs[0].device_kind}", "commit": commit,
-    }
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    except ImportError:  # pragma: no cover - absl comes with the experiments extra
+        pass
 
 
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def _parse_value(raw: str, current):
+    if isinstance(current, bool):
+        low = raw.lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ConfigOverrideError(f"expected true/false, got {raw!r}")
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    if isinstance(current, str):
+        return raw
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        if current is None:
+            return raw
+        raise ConfigOverrideError(f"cannot parse {raw!r} as a Python literal") from None
+    if isinstance(current, tuple) and isinstance(value, list | int | float | str):
+        value = tuple(value) if isinstance(value, list) else (value,)
+    return value
 
 
-def _headline(metrics: dict) -> list[str]:
-    """Readable cells: ``x_mean``/``x_std`` (or ``x``/``x_std``) pairs merged as ``x m ± s``; per-seed values and
-    timings are left to summary.json."""
-    out = []
-    for k, v in metrics.items():
-        if re.search(r"(_std|_seed\d+|_time_s|_s)$", k) or "seconds" in k or k.startswith("time_"):
-            continue
-        base = k[: -len("_mean")] if k.endswith("_mean") else k
-        std = metrics.get(base + "_std")
-        out.append(f"{base} {_fmt(v)} ± {_fmt(std)}" if isinstance(std, float) else f"{base} {_fmt(v)}")
-    return out
+def apply_overrides(config, overrides: list[str]):
+    """Apply ``--config.a.b=VALUE`` (or ``--config.a.b VALUE``) arguments to ``config`` in place; returns it.
 
-
-def write_summary(rows: list[dict], results: pathlib.Path, preset: str, command: str) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    machine = _machine()
-    for r in rows:  # each row remembers the command and machine that produced it (rows may be merged)
-        r.setdefault("command", command)
-        r.setdefault("machine", machine)
-    (results / "summary.json").write_text(json.dumps(
-        {"preset": preset, "command": command, "machine": machine, "rows": rows}, indent=2))
-    commands = sorted({r["command"] for r in rows})
-    lines = [
-        f"# eigenkit results — preset `{preset}`", "",
-        "Command: " + "; ".join(f"`{c}`" for c in commands) + "  ",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()), "",
-        "| method | status | metrics | baseline | wall time |", "|---|---|---|---|---|",
-    ]
-    for r in sorted(rows, key=lambda r: r["method"]):
-        m = r.get("metrics", {})
-        ours = ", ".join(_headline({k: v for k, v in m.items() if not k.startswith("baseline_")}))
-        base = ", ".join(_headline({k[len("baseline_"):]: v for k, v in m.items() if k.startswith("baseline_")}))
-        status = r["status"] if r["status"] == "ok" else f"FAILED: {r.get('error', '')[:120]}"
-        lines.append(f"| {r['method']} | {status} | {ours} | {base or '—'} | {r['wall_time_s']:.0f} s |")
-    (results / "summary.md").write_text("\n".join(lines) + "\n")
-
-
-def _previous_rows(results: pathlib.Path, preset: str, methods: list[str]) -> list[dict]:
-    """Rows of other methods from an earlier summary of the same preset (``--merge``)."""
-    path = results / "summary.json"
-    if not path.exists():
-        return []
-    old = json.loads(path.read_text())
-    if old.get("preset") != preset:
-        return []
-    return [r for r in old.get("rows", []) if r["method"] not in methods]
-
-
-def run(methods: list[str], preset: str, workdir: pathlib.Path, results: pathlib.Path, command: str,
-        merge: bool = False) -> int:
-    from eigenkit.train import initialize_distributed
-    from experiments import _registry
-
-    initialize_distributed()
-    configs = {m: _registry.get_config(m, preset) for m in methods}  # fail fast on unknown names
-    rows = _previous_rows(results, preset, methods) if merge else []
-    failed = 0
-    for m in methods:
-        t0 = time.perf_counter()
-        print(f"== {m} [{preset}]: {configs[m].get('description', '')} "
-              f"(expected {configs[m].get('expected_runtime', '?')})", flush=True)
+    Raises:
+      ConfigOverrideError: an unknown key, a malformed argument or a value that does not parse as the key's type.
+    """
+    items: list[tuple[str, str]] = []
+    it = iter(overrides)
+    for arg in it:
+        if not arg.startswith("--config."):
+            raise ConfigOverrideError(f"unexpected argument {arg!r} (config overrides look like --config.KEY=VALUE)")
+        key, eq, raw = arg[len("--config."):].partition("=")
+        if not eq:
+            raw = next(it, None)
+            if raw is None:
+                raise ConfigOverrideError(f"{arg} needs a value")
+        items.append((key, raw))
+    for key, raw in items:
+        node, parts = config, key.split(".")
+        for p in parts[:-1]:
+            if p not in node:
+                raise ConfigOverrideError(f"--config.{key}: no key {p!r} in the config")
+            node = node[p]
+        if parts[-1] not in node:
+            raise ConfigOverrideError(f"--config.{key}: the preset has no key {parts[-1]!r}; keys: "
+                                      + ", ".join(sorted(node.keys())))
+        current = node[parts[-1]]
         try:
-            metrics = _registry.get_train_fn(m)(configs[m], str(workdir / m / preset))
-            rows.append({"method": m, "status": "ok", "metrics": metrics,
-                         "wall_time_s": time.perf_counter() - t0})
-        except Exception as e:  # noqa: BLE001 - report and continue with the other methods
+            value = _parse_value(raw, current)
+            node[parts[-1]] = value
+        except (ConfigOverrideError, TypeError, ValueError) as e:
+            raise ConfigOverrideError(f"--config.{key}={raw}: {e}") from None
+    return config
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from eigenkit.data import MissingDataError
+    from eigenkit.train import CheckpointMismatchError
+    from experiments._registry import UnknownExperimentError
+
+    return (MissingDataError, CheckpointMismatchError, UnknownExperimentError, ConfigOverrideError)
+
+
+def run(names: list[str], preset: str, workdir: pathlib.Path, results: pathlib.Path, command: str, *,
+        overrides: list[str] = (), force: bool = False) -> int:
+    """Run ``names`` at ``preset`` in turn; returns the exit status (0 ok, 1 a method failed, 2 expected error)."""
+    from eigenkit.train import initialize_distributed
+    from experiments import _contract, _registry, _summary
+
+    setup_logging()
+    initialize_distributed()
+    expected = _expected_errors()
+    try:  # fail fast on unknown names and bad overrides, before anything runs
+        configs = {n: apply_overrides(_registry.get_config(n, preset), list(overrides)) for n in names}
+    except expected as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    done = _summary.load_rows(results, preset)
+    status = 0
+    for i, name in enumerate(names, 1):
+        config = configs[name]
+        chash = _contract.config_hash(config)
+        head = f"== [{i}/{len(names)}] {name} ({preset})"
+        old = done.get(name)
+        if not force and old is not None and old["status"] == "ok" and old.get("config_hash") == chash:
+            print(f"{head}: skipped — {results / preset / 'summary.json'} already has its result for this config "
+                  f"(from {old.get('machine', {}).get('date_utc', '?')}; --force reruns)", flush=True)
+            continue
+        print(f"{head}: {config.get('description', '')} — expected {config.get('expected_runtime', '?')}", flush=True)
+        t0 = time.perf_counter()
+        result, error, state = None, "", "ok"
+        try:
+            result = _registry.get_train_fn(name)(config, str(workdir / name / preset))
+            if not isinstance(result, _contract.Result):
+                raise TypeError(f"{name}'s train_and_evaluate returned {type(result).__name__}, not a Result")
+        except expected as e:
+            error, state = f"{type(e).__name__}: {e}", "failed"
+            print(f"error: {name}: {e}", file=sys.stderr, flush=True)
+            status = max(status, 2 if len(names) == 1 else 1)
+        except Exception as e:  # noqa: BLE001 - report, keep the traceback, go on with the other methods
             traceback.print_exc()
-            failed += 1
-            rows.append({"method": m, "status": "failed", "error": f"{type(e).__name__}: {e}",
-                         "metrics": {}, "wall_time_s": time.perf_counter() - t0})
-        print(json.dumps(rows[-1], default=str), flush=True)
-        write_summary(rows, results, preset, command)
-    print(f"summary written to {results / 'summary.md'}")
-    return 1 if failed else 0
+            error, state = f"{type(e).__name__}: {e}", "failed"
+            status = max(status, 1)
+        wall = time.perf_counter() - t0
+        row = _summary.make_row(name, preset, status=state, result=result, config_hash=chash,
+                                config=_contract._config_dict(config), wall_time_s=wall, command=command,
+                                error=error)
+        md = _summary.update(results, preset, row)
+        if result is not None:
+            ours = ", ".join(m.cell() for m in result.metrics if not m.baseline)
+            base = ", ".join(m.cell() for m in result.metrics if m.baseline)
+            print(f"-> {name} ok in {wall:.0f} s: {ours}" + (f" | baselines: {base}" if base else ""), flush=True)
+        else:
+            print(f"-> {name} FAILED after {wall:.0f} s: {error[:300]}", flush=True)
+        print(f"   results: {md}", flush=True)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="list registered methods and their presets")
-    sm = sub.add_parser("summarize", help="re-render <results>/summary.md from summary.json")
+    sub.add_parser("list", help="registered experiments, their presets and expected runtimes")
+    sm = sub.add_parser("summarize", help="re-render <results>/<preset>/summary.md and the pages from summary.json")
+    sm.add_argument("--preset", default="cpu")
     sm.add_argument("--results", default="results")
-    r = sub.add_parser("run", help="run one method, or all, at a preset")
-    r.add_argument("method", help="a registered method, or 'all'")
+    r = sub.add_parser("run", help="run one experiment, or all methods, at a preset")
+    r.add_argument("name", help="a method, a study (method.study), or 'all' (every method)")
     r.add_argument("--preset", default="cpu", help="smoke | cpu | paper (default cpu)")
     r.add_argument("--workdir", default="workdirs", help="root of the run directories (default ./workdirs)")
-    r.add_argument("--results", default="results", help="where summary.md/json go (default ./results)")
-    r.add_argument("--merge", action="store_true",
-                   help="keep the other methods' rows of an earlier summary of this preset (default: start anew)")
-    args = p.parse_args(argv)
+    r.add_argument("--results", default="results", help="root of the results tables (default ./results)")
+    r.add_argument("--force", action="store_true", help="rerun experiments whose result already exists")
+    args, extra = p.parse_known_args(argv)
+    if extra and args.cmd != "run":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
 
-    from experiments import _registry
+    from experiments import _registry, _summary
 
     if args.cmd == "list":
-        for m in _registry.list_methods():
-            print(f"{m:16s} presets: {', '.join(_registry.list_presets(m))}")
+        for name in _registry.list_experiments():
+            presets = _registry.list_presets(name)
+            first = _registry.get_config(name, "cpu" if "cpu" in presets else presets[0])
+            print(f"{name}\n    {first.get('description', '')}")
+            for pr in presets:
+                print(f"    --preset {pr:6s} {_registry.get_config(name, pr).get('expected_runtime', '?')}")
         return 0
     if args.cmd == "summarize":
-        results = pathlib.Path(args.results)
-        old = json.loads((results / "summary.json").read_text())
-        write_summary(old["rows"], results, old["preset"], old["command"])
-        print((results / "summary.md").read_text())
+        _summary.render(pathlib.Path(args.results), args.preset)
+        print((pathlib.Path(args.results) / args.preset / "summary.md").read_text())
         return 0
-    methods = _registry.list_methods() if args.method == "all" else [args.method]
-    try:
-        for m in methods:
-            _registry.get_config(m, args.preset)
-    except _registry.UnknownExperimentError as e:
-        p.error(str(e))
+    names = _registry.list_methods() if args.name == "all" else [args.name]
     command = "python -m experiments " + " ".join(argv)
-    return run(methods, args.preset, pathlib.Path(args.workdir), pathlib.Path(args.results), command,
-               merge=args.merge)
+    return run(names, args.preset, pathlib.Path(args.workdir), pathlib.Path(args.results), command,
+               overrides=extra, force=args.force)
 
 
 if __name__ == "__main__":

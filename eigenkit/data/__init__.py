@@ -5,8 +5,6 @@ See ``../shared/DATA.md`` in the developer docs for the sources that work offlin
 
 from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
 from eigenkit.data._images import FASHION_MNIST_CLASSES, digits, fashion_mnist
-from eigenkit.data._smollm2 import smollm2_gguf_path, smollm2_hparams, smollm2_tokenizer, smollm2_weights
-from eigenkit.data._text import BOOKS, austen_books, austen_install_commands, austen_root, text_passages
 from eigenkit.data._molecules import (
     ATOM_TYPES,
     BOND_TYPES,
@@ -14,6 +12,8 @@ from eigenkit.data._molecules import (
     molecules_from_smiles,
     moses_penalized_logp,
 )
+from eigenkit.data._smollm2 import smollm2_gguf_path, smollm2_hparams, smollm2_tokenizer, smollm2_weights
+from eigenkit.data._text import BOOKS, austen_books, austen_install_commands, austen_root, text_passages
 
 __all__ = [
     "BOOKS",

@@ -48,15 +48,22 @@ def fashion_mnist(split: str = "train", *, root: str | os.PathLike | None = None
     """
     if split not in _FILES:
         raise ValueError(f"split must be one of {sorted(_FILES)}, got {split!r}")
-    root = pathlib.Path(root or os.environ.get("EIGENKIT_FASHION_MNIST", FASHION_MNIST_DIR))
+    env = os.environ.get("EIGENKIT_FASHION_MNIST")
+    source = "the root argument" if root else ("EIGENKIT_FASHION_MNIST" if env else "the default path")
+    root = pathlib.Path(root or env or FASHION_MNIST_DIR)
     img_name, lab_name = _FILES[split]
     img_path, lab_path = root / img_name, root / lab_name
     if not (img_path.exists() and lab_path.exists()):
-        raise MissingDataError(
-            f"Fashion-MNIST not found in {root}. Install it with: sudo apt-get install dataset-fashion-mnist "
-            "(or without root: apt-get download dataset-fashion-mnist && dpkg-deb -x dataset-fashion-mnist_*.deb DIR, "
-            "then set EIGENKIT_FASHION_MNIST=DIR/usr/share/datasets/fashion-mnist)"
-        )
+        missing = ", ".join(p.name for p in (img_path, lab_path) if not p.exists())
+        if source == "the default path":
+            hint = ("Install it with: sudo apt-get install dataset-fashion-mnist (or without root: apt-get download "
+                    "dataset-fashion-mnist && dpkg-deb -x dataset-fashion-mnist_*.deb DIR, then set "
+                    "EIGENKIT_FASHION_MNIST=DIR/usr/share/datasets/fashion-mnist)")
+        else:
+            hint = (f"The directory came from {source}" + (f" (EIGENKIT_FASHION_MNIST={env})" if env and not
+                    source.startswith("the root") else "") + "; point it at the folder holding the four "
+                    "*-ubyte.gz files, or unset it to use " + FASHION_MNIST_DIR)
+        raise MissingDataError(f"Fashion-MNIST not found in {root} (missing {missing}). {hint}")
     images, labels = _read_idx(img_path), _read_idx(lab_path)
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"Fashion-MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")

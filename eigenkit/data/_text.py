@@ -46,7 +46,8 @@ def _unserialize(raw: bytes):
     try:
         import rdata
     except ImportError as e:
-        raise MissingDataError("the 'rdata' package is needed to read the Austen novels: pip install rdata==1.1.0") from e
+        raise MissingDataError("the 'rdata' package is needed to read the Austen novels: "
+                               "pip install rdata==1.1.0") from e
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Unknown file type: assumed RDS" is harmless
         return rdata.conversion.convert(rdata.parser.parse_data(raw))

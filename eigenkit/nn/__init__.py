@@ -9,6 +9,7 @@
   greedy generation (used by EoRA on SmolLM2).
 """
 
+from eigenkit.nn._cnn import SmallCNN
 from eigenkit.nn._gnn import (
     GINE,
     DenseGINLayer,
@@ -19,10 +20,6 @@ from eigenkit.nn._gnn import (
     graph_index,
     pool_nodes,
 )
-from eigenkit.nn._mlp import MLP, torch_linear_init
-from eigenkit.nn._norm import MaskedBatchNorm
-
-from eigenkit.nn._cnn import SmallCNN
 from eigenkit.nn._llama import (
     LINEAR_INPUTS,
     LINEAR_NAMES,
@@ -38,6 +35,8 @@ from eigenkit.nn._llama import (
     next_token_nll,
     rope,
 )
+from eigenkit.nn._mlp import MLP, torch_linear_init
+from eigenkit.nn._norm import MaskedBatchNorm
 
 # --- more re-exports below (one line per block family) ---
 

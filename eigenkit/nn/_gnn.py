@@ -42,10 +42,15 @@ __all__ = [
 
 
 class Pooling(enum.Enum):
-    """Graph readout."""
+    """Readout over a set or sequence axis, the one pooling enum of eigenkit.
+
+    ``MEAN`` and ``SUM`` apply to graphs (:func:`pool_nodes`) and sequences; ``LAST`` (the last position) only to
+    sequences (e.g. S4D's classifier).
+    """
 
     MEAN = "mean"
     SUM = "sum"
+    LAST = "last"
 
 
 def graph_index(graphs: jraph.GraphsTuple) -> jax.Array:
@@ -67,6 +72,8 @@ def pool_nodes(
       >>> pool_nodes(jnp.array([[1.0], [3.0], [5.0]]), g).ravel().tolist()
       [2.0, 5.0]
     """
+    if pooling is Pooling.LAST:
+        raise ValueError("pooling=Pooling.LAST has no meaning for graph nodes; use Pooling.MEAN or Pooling.SUM")
     gid = graph_index(graphs)
     g = graphs.n_node.shape[0]
     w = jnp.ones(x.shape[:1], x.dtype) if node_mask is None else node_mask.astype(x.dtype)

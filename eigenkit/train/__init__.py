@@ -17,6 +17,7 @@ from eigenkit.train._checkpoint import RESUMABLE_KEYS, Checkpointer, CheckpointM
 from eigenkit.train._data import (
     classification_loss,
     classification_metrics,
+    classifier_fns,
     epoch_batches,
     evaluate_dataset,
     padded_batches,
@@ -30,6 +31,7 @@ from eigenkit.train._mesh import (
     replicated_sharding,
     shard_batch,
 )
+from eigenkit.train._pipeline import fit_and_evaluate, steps_per_run, subrun_config
 from eigenkit.train._state import TrainState, label_params, param_path
 from eigenkit.train._step import accumulate, make_eval_step, make_train_step
 
@@ -43,11 +45,13 @@ __all__ = [
     "accumulate",
     "classification_loss",
     "classification_metrics",
+    "classifier_fns",
     "epoch_batches",
     "evaluate_dataset",
     "padded_batches",
     "data_sharding",
     "fit",
+    "fit_and_evaluate",
     "initialize_distributed",
     "label_params",
     "make_eval_step",
@@ -57,4 +61,6 @@ __all__ = [
     "progress",
     "replicated_sharding",
     "shard_batch",
+    "steps_per_run",
+    "subrun_config",
 ]

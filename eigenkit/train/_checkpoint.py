@@ -21,10 +21,13 @@ import orbax.checkpoint as ocp
 
 from eigenkit.train._state import TrainState
 
-#: Config keys that may change between a run and its resumption (training length, logging cadence).
-RESUMABLE_KEYS = frozenset(
-    {"num_steps", "num_epochs", "checkpoint_every", "eval_every", "log_every", "progress", "max_to_keep"}
-)
+#: Config keys that may change between a run and its resumption: training length, logging / checkpoint cadence,
+#: and the human-readable labels of a preset. These are the names every eigenkit config uses (``num_steps`` or
+#: ``epochs``, ``show_progress``, ...); :func:`eigenkit.train.fit` and the experiment runner take them from here.
+RESUMABLE_KEYS = frozenset({
+    "num_steps", "epochs", "checkpoint_every", "eval_every", "log_every", "show_progress", "max_to_keep",
+    "description", "expected_runtime",
+})
 
 
 class CheckpointMismatchError(RuntimeError):

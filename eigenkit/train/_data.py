@@ -84,3 +84,27 @@ def classification_metrics(logits, labels, mask=None) -> dict[str, Any]:
     correct = (jnp.argmax(logits, -1).astype(labels.dtype) == labels).astype(jnp.float32)
     mask = jnp.ones_like(correct) if mask is None else mask.astype(jnp.float32)
     return {"accuracy": jnp.sum(correct * mask), "count": jnp.sum(mask)}
+
+
+def classifier_fns(*, dropout: bool = False, x: str = "x", y: str = "y") -> tuple[Callable, Callable]:
+    """``(loss_fn, metric_fn)`` of a classifier ``model(batch[x]) -> logits`` for :func:`make_train_step` /
+    :func:`make_eval_step`: mean cross-entropy + accuracy, and masked sums for exact evaluation.
+
+    Args:
+      dropout: the model takes ``rngs=nnx.Rngs(dropout=key)`` in training (and nothing at evaluation).
+      x, y: batch keys of the inputs and the integer labels.
+
+    Example:
+      >>> from eigenkit import train
+      >>> loss_fn, metric_fn = train.classifier_fns(dropout=True)
+    """
+    from flax import nnx
+
+    def loss_fn(model, batch, key):
+        logits = model(batch[x], rngs=nnx.Rngs(dropout=key)) if dropout else model(batch[x])
+        return classification_loss(logits, batch[y])
+
+    def metric_fn(model, batch):
+        return classification_metrics(model(batch[x]), batch[y], batch["mask"])
+
+    return loss_fn, metric_fn

@@ -36,14 +36,20 @@ class MetricWriter:
 
 
 def progress(iterable, *, total: int | None = None, desc: str = "", enabled: bool = True, initial: int = 0):
-    """A tqdm progress bar when tqdm is installed and ``enabled``, else the plain iterable."""
+    """The one progress convention: a tqdm bar on stderr labelled ``desc`` (e.g. ``"gcr acc softmax seed 0"``)
+    when tqdm is installed and ``enabled``, else the plain iterable. Redrawn every 2 s on a terminal and every
+    30 s in a log file, so long runs never go silent and logs stay short."""
     if not enabled or jax.process_index() != 0:
         return iterable
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return iterable
-    return tqdm(iterable, total=total, desc=desc, initial=initial, dynamic_ncols=True, mininterval=2.0)
+    import sys
+
+    interval = 2.0 if sys.stderr.isatty() else 30.0
+    return tqdm(iterable, total=total, desc=desc, initial=initial, dynamic_ncols=True, mininterval=interval,
+                maxinterval=max(interval, 10.0))
 
 
 def fit(
@@ -62,6 +68,7 @@ def fit(
     log_every: int = 50,
     max_to_keep: int = 3,
     show_progress: bool = True,
+    desc: str | None = None,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Train ``state`` for ``num_steps`` optimiser steps, resuming from ``workdir`` if it holds a checkpoint.
 
@@ -71,6 +78,18 @@ def fit(
 
     Writes ``metrics.jsonl`` (train metrics every ``log_every`` steps, eval metrics as ``eval/...``), checkpoints
     every ``checkpoint_every`` steps (0: only the final one) and a final ``metrics.json``.
+
+    Args:
+      state: the initial state (replaced by the latest checkpoint of ``workdir`` if there is one).
+      train_step: from :func:`make_train_step`.
+      batches: ``batches(step)`` -> the host global batch of that step.
+      num_steps: total number of optimiser steps (including those of a resumed run).
+      workdir: run directory.
+      config: the run's config, saved with and compared against the checkpoints.
+      mesh: where batches are sharded (default all devices).
+      seed: base of the per-step keys.
+      eval_fn: ``eval_fn(state) -> metrics``; called every ``eval_every`` steps and at the end.
+      desc: progress-bar label (default the workdir's name).
 
     Returns:
       The final state and the list of logged records.
@@ -94,7 +113,7 @@ def fit(
         history.append(rec)
         writer.write(step, metrics)
 
-    for step in progress(range(start, num_steps), total=num_steps, initial=start, desc=str(workdir.name),
+    for step in progress(range(start, num_steps), total=num_steps, initial=start, desc=desc or str(workdir.name),
                          enabled=show_progress):
         batch = shard_batch(batches(step), mesh)
         state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))

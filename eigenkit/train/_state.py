@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.struct
@@ -28,6 +27,24 @@ class TrainState:
       opt_state: the optax state of ``tx`` on ``params``.
       graphdef: the static module structure (not a pytree leaf).
       tx: the optax ``GradientTransformation`` (static).
+      trainable: the NNX filter that selected ``params`` (static). :func:`make_train_step` splits the model with
+        this same filter after every forward pass, so variables excluded from training (e.g. a frozen
+        ``nnx.Param`` subclass) stay in ``rest``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from flax import nnx
+      >>> from eigenkit import train
+      >>> class Frozen(nnx.Param): pass
+      >>> class Net(nnx.Module):
+      ...     def __init__(self):
+      ...         self.w = nnx.Param(jnp.ones((3, 2)))
+      ...         self.anchors = Frozen(jnp.zeros((2,)))   # a parameter type we do not train
+      ...     def __call__(self, x):
+      ...         return x @ self.w[...] + self.anchors[...]
+      >>> state = train.TrainState.create(Net(), optax.sgd(0.1), trainable=nnx.All(nnx.Param, nnx.Not(Frozen)))
+      >>> sorted(state.params.keys()), sorted(state.rest.keys())
+      (['w'], ['anchors'])
     """
 
     step: jax.Array
@@ -36,6 +53,7 @@ class TrainState:
     opt_state: optax.OptState
     graphdef: nnx.GraphDef = flax.struct.field(pytree_node=False)
     tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+    trainable: Any = flax.struct.field(pytree_node=False, default=nnx.Param)
 
     @classmethod
     def create(
@@ -46,8 +64,27 @@ class TrainState:
         mesh: Mesh | None = None,
         trainable: Any = nnx.Param,
     ) -> TrainState:
-        """Split ``model`` and initialise ``tx``; with ``mesh``, everything is replicated on its devices."""
+        """Split ``model`` and initialise ``tx``; with ``mesh``, everything is replicated on its devices.
+
+        Args:
+          model: an ``nnx.Module`` (not a state dict) with at least one variable selected by ``trainable``.
+          tx: the optimiser for the selected variables.
+          mesh: optional mesh to replicate the state on.
+          trainable: NNX filter of the trained variables (default every ``nnx.Param``).
+
+        Raises:
+          TypeError: ``model`` is not an ``nnx.Module`` or ``tx`` is not an optax ``GradientTransformation``.
+          ValueError: no variable of ``model`` matches ``trainable`` (the optimiser would train nothing).
+        """
+        if not isinstance(model, nnx.Module):
+            raise TypeError(f"model must be an nnx.Module, got {type(model).__name__}; build the module first "
+                            "(a dict or nnx.State of parameters cannot be merged back into a model)")
+        if not (hasattr(tx, "init") and hasattr(tx, "update")):
+            raise TypeError(f"tx must be an optax.GradientTransformation, got {type(tx).__name__}")
         graphdef, params, rest = nnx.split(model, trainable, ...)
+        if not jax.tree.leaves(params):
+            raise ValueError(f"no variable of {type(model).__name__} matches trainable={trainable!r}; the optimiser "
+                             "would train nothing (declare weights as nnx.Param or pass another filter)")
         state = cls(
             step=jnp.zeros((), jnp.int32),
             params=params,
@@ -55,6 +92,7 @@ class TrainState:
             opt_state=tx.init(params),
             graphdef=graphdef,
             tx=tx,
+            trainable=trainable,
         )
         if mesh is not None:
             state = jax.device_put(state, replicated_sharding(mesh))
@@ -86,29 +124,56 @@ def param_path(path) -> str:
     return "/".join(parts)
 
 
-def label_params(params: Any, rules: Mapping[str, str], *, default: str) -> Any:
-    """Labels for ``optax.multi_transform`` / ``optax.partition``: the first regex in ``rules`` that
-    ``re.search``-matches a leaf's ``'a/b/c'`` path names its group, else ``default``.
+def label_params(params: Any, rules: Mapping[type, str] | Callable[[str, Any], str | None], *,
+                 default: str) -> Any:
+    """Labels for ``optax.multi_transform`` / ``optax.partition``, one per Variable of ``params``.
+
+    The one optimiser-group mechanism of eigenkit: groups are decided by **Variable type** (a method declares its
+    special parameters as ``nnx.Param`` subclasses, e.g. ``GrassmannParam`` or S4D's ``SSMParam``) or, where a recipe
+    needs it, by a callable — never by regular expressions over names.
+
+    Args:
+      params: an ``nnx.State`` (e.g. ``TrainState.params`` or ``nnx.state(model, nnx.Param)``).
+      rules: either a mapping ``{VariableType: label}`` (the first type ``isinstance``-matching a Variable names its
+        group, so list subclasses before their bases), or a callable ``rule(path, variable) -> label | None`` where
+        ``path`` is the ``'a/b/c'`` name of the Variable (see :func:`param_path`); ``None`` means ``default``.
+      default: label of the Variables no rule matches.
+
+    Returns:
+      A prefix tree of ``params`` with a string label per Variable.
 
     Example:
-      >>> labels = label_params(state.params, {r"(^|/)(log_dt|A_re|A_im|B)$": "ssm"}, default="adamw")
-      >>> tx = optax.multi_transform({"ssm": optax.adam(1e-3), "adamw": optax.adamw(1e-2)}, labels)
+      >>> import jax.numpy as jnp, optax
+      >>> from flax import nnx
+      >>> from eigenkit import train
+      >>> class Slow(nnx.Param): pass
+      >>> class Net(nnx.Module):
+      ...     def __init__(self):
+      ...         self.w, self.b = nnx.Param(jnp.ones(3)), Slow(jnp.zeros(1))
+      >>> labels = train.label_params(nnx.state(Net(), nnx.Param), {Slow: "slow"}, default="fast")
+      >>> labels["b"], labels["w"]
+      ('slow', 'fast')
+      >>> tx = optax.multi_transform({"slow": optax.sgd(1e-3), "fast": optax.sgd(1e-1)}, labels)
 
     Raises:
-      ValueError: a rule's regex is invalid.
+      TypeError: ``rules`` is neither a callable nor a mapping of ``nnx.Variable`` subclasses to labels.
     """
-    compiled = []
-    for pattern, label in rules.items():
-        try:
-            compiled.append((re.compile(pattern), label))
-        except re.error as e:
-            raise ValueError(f"rules key {pattern!r} is not a valid regular expression: {e}") from e
+    if callable(rules) and not isinstance(rules, Mapping):
+        rule = rules
+    elif isinstance(rules, Mapping):
+        bad = [k for k in rules if not (isinstance(k, type) and issubclass(k, nnx.Variable))]
+        if bad:
+            raise TypeError(f"rules keys must be nnx.Variable subclasses (got {bad!r}); to select by name pass a "
+                            "callable rule(path, variable) -> label | None")
+        types = list(rules.items())
 
-    def label(path, _):
-        name = param_path(path)
-        for rx, lab in compiled:
-            if rx.search(name):
-                return lab
-        return default
+        def rule(_path, var):
+            return next((lab for t, lab in types if isinstance(var, t)), None)
+    else:
+        raise TypeError(f"rules must be a mapping {{VariableType: label}} or a callable, got {type(rules).__name__}")
 
-    return jax.tree_util.tree_map_with_path(label, params)
+    def label(path, var):
+        lab = rule(param_path(path), var)
+        return default if lab is None else lab
+
+    return jax.tree_util.tree_map_with_path(label, params, is_leaf=lambda x: isinstance(x, nnx.Variable))

@@ -21,6 +21,14 @@ MetricFn = Callable[[nnx.Module, Any], dict[str, jax.Array]]
 def make_train_step(loss_fn: LossFn, *, mesh: Mesh | None = None, donate: bool = True):
     """Build ``step(state, batch, key) -> (state, metrics)``, jitted.
 
+    Args:
+      loss_fn: ``loss_fn(model, batch, key) -> (scalar loss, dict of scalar metrics)``.
+      mesh: when given, the new state and the metrics are replicated over it.
+      donate: donate the input state's buffers (the caller must not reuse the old state).
+
+    Returns:
+      The jitted step. Its metrics are ``{"loss", **metrics, "grad_norm"}``.
+
     ``loss_fn(model, batch, key) -> (loss, metrics)`` gets the merged module in train mode; it may update
     non-trainable state in place (BatchNorm statistics), which is split back into ``state.rest``. The mean over
     the *global* batch is an ordinary mean of a sharded array, so losses and BatchNorm statistics are global and XLA
@@ -34,7 +42,8 @@ def make_train_step(loss_fn: LossFn, *, mesh: Mesh | None = None, donate: bool =
             model = nnx.merge(state.graphdef, params, rest)
             model.train()
             loss, metrics = loss_fn(model, batch, key)
-            _, _, rest = nnx.split(model, nnx.Param, ...)
+            # the filter that made state.params (not a hard-coded nnx.Param): frozen Param subclasses stay in rest
+            _, _, rest = nnx.split(model, state.trainable, ...)
             return loss, (metrics, rest)
 
         (loss, (metrics, rest)), grads = jax.value_and_grad(compute, has_aux=True)(state.params)

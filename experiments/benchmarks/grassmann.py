@@ -80,11 +80,12 @@ def bench_official(src: pathlib.Path, p0, m0, g, lr, mu, repeats, threads):
     import torch
 
     torch.set_num_threads(threads)
-    from experiments.gcr import make_parity_fixtures as mpf
+    from experiments._official import load_module_from_file
+    from experiments.gcr.make_parity_fixtures import install_cpu_svd_shim, install_stubs
 
-    mpf._install_stubs()
-    mpf._install_cpu_svd_shim()
-    rsgd = mpf._load(src / "gcr" / "rsgd.py", "gcr_official_rsgd_bench")
+    install_stubs()
+    install_cpu_svd_shim()
+    rsgd = load_module_from_file(src / "gcr" / "rsgd.py", "gcr_official_rsgd_bench")
     c, d, k = p0.shape
     to_w = lambda a: torch.from_numpy(np.ascontiguousarray(np.swapaxes(a, -1, -2).reshape(c * k, d)))  # noqa: E731
     w = torch.nn.Parameter(to_w(p0))

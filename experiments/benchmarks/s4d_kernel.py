@@ -131,9 +131,9 @@ def worker_torch(args) -> dict:
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-    from experiments.s4d.make_parity_fixtures import _import_official
+    from experiments.s4d.make_parity_fixtures import import_official
 
-    s4d, _ = _import_official(pathlib.Path(args.official_src).resolve())
+    s4d, _ = import_official(pathlib.Path(args.official_src).resolve())
     H, N, L, Bt = args.H, args.N, args.L, args.batch
     torch.manual_seed(0)
     out: dict = {"impl": "official_torch", "case": args.case, "torch": torch.__version__}

@@ -21,10 +21,11 @@ if "--devices" not in sys.argv or "fake8" in sys.argv:  # must precede the first
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from flax import nnx  # noqa: E402
 
 from eigenkit import train  # noqa: E402
 from experiments.benchmarks._common import write_result  # noqa: E402
-from experiments.digits_mlp import train as digits  # noqa: E402
+from experiments.digits_mlp import train as digits  # noqa: E402 - public names: the model, data and loss
 from experiments.digits_mlp.configs import cpu  # noqa: E402
 
 
@@ -32,7 +33,8 @@ def bench(devices, config, steps: int, repeats: int) -> dict:
     mesh = train.make_mesh(devices)
     xtr, ytr, _, _ = digits.load_split(config)
     batches = train.epoch_batches({"x": xtr, "y": ytr}, config.batch_size, seed=config.seed)
-    state = digits.make_state(config, mesh, optax.sgd(0.05, momentum=0.9))
+    model = digits.MLP(config.hidden, config.dropout, rngs=nnx.Rngs(config.seed))
+    state = train.TrainState.create(model, optax.sgd(0.05, momentum=0.9), mesh=mesh)
     step = train.make_train_step(digits.loss_fn, mesh=mesh, donate=False)
     host = [batches(i) for i in range(steps)]
     dev_batches = [train.shard_batch(b, mesh) for b in host]

@@ -9,6 +9,7 @@ import optax
 from flax import nnx
 
 from eigenkit import data, train
+from experiments._contract import Result, SeedSweep
 
 
 class MLP(nnx.Module):
@@ -34,42 +35,22 @@ def load_split(config) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return x[tr], labels[tr], x[test], labels[test]
 
 
-def loss_fn(model, batch, key):
-    return train.classification_loss(model(batch["x"], rngs=nnx.Rngs(dropout=key)), batch["y"])
+loss_fn, metric_fn = train.classifier_fns(dropout=True)
 
 
-def metric_fn(model, batch):
-    return train.classification_metrics(model(batch["x"]), batch["y"], batch["mask"])
-
-
-def make_state(config, mesh, tx: optax.GradientTransformation | None = None):
-    model = MLP(config.hidden, config.dropout, rngs=nnx.Rngs(config.seed))
-    if tx is None:
-        tx = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
-    return train.TrainState.create(model, tx, mesh=mesh)
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Result:
     """Train, evaluate on the held-out digits, and compare with a logistic-regression baseline."""
-    mesh = train.make_mesh()
     xtr, ytr, xte, yte = load_split(config)
-    state = make_state(config, mesh)
-    step = train.make_train_step(loss_fn, mesh=mesh)
-    eval_step = train.make_eval_step(metric_fn, mesh=mesh)
-    state, _ = train.fit(
-        state, step,
-        batches=train.epoch_batches({"x": xtr, "y": ytr}, config.batch_size, seed=config.seed),
-        num_steps=config.num_steps, workdir=workdir, config=config, mesh=mesh, seed=config.seed,
-        eval_fn=lambda s: train.evaluate_dataset(s, eval_step, {"x": xte, "y": yte}, mesh, config.batch_size),
-        eval_every=config.eval_every, checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-    )
-    test = train.evaluate_dataset(state, eval_step, {"x": xte, "y": yte}, mesh, config.batch_size)
-    out = {"test_accuracy": test["accuracy"]}
-    try:  # baseline in the same run: multinomial logistic regression on the same split
-        from sklearn.linear_model import LogisticRegression
+    model = MLP(config.hidden, config.dropout, rngs=nnx.Rngs(config.seed))
+    tx = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
+    _, test = train.fit_and_evaluate(model, tx, loss_fn, train_data={"x": xtr, "y": ytr}, config=config,
+                                     workdir=workdir, seed=config.seed, metric_fn=metric_fn,
+                                     eval_data={"x": xte, "y": yte}, desc="digits_mlp train")
+    sweep = SeedSweep()
+    sweep.add("test_accuracy", test["accuracy"], seed=config.seed, higher_is_better=True)
+    from sklearn.linear_model import LogisticRegression
 
-        clf = LogisticRegression(max_iter=2000).fit(xtr, ytr)
-        out["baseline_logreg_test_accuracy"] = float(clf.score(xte, yte))
-    except ImportError:
-        pass
-    return out
+    clf = LogisticRegression(max_iter=2000).fit(xtr, ytr)  # baseline in the same run, same split
+    sweep.add("logreg_test_accuracy", float(clf.score(xte, yte)), seed=config.seed, baseline=True,
+              higher_is_better=True)
+    return Result(sweep.metrics())

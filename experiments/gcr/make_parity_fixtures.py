@@ -25,13 +25,13 @@ Each case: C classes, features D, subspace dim k, a fixed float64 batch; the off
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pathlib
-import subprocess
 import sys
 import types
 
 import numpy as np
+
+from experiments._official import git_commit, load_module_from_file
 
 CASES = [
     # name, C, D, k, batch, lr, momentum, reorth_step, lr_factor, steps
@@ -42,7 +42,7 @@ CASES = [
 ]
 
 
-def _install_stubs():
+def install_stubs():
     import torch
 
     class _Registry:
@@ -63,7 +63,7 @@ def _install_stubs():
     sys.modules.update({"mmpretrain": mm, "mmpretrain.registry": reg, "mmpretrain.models": models})
 
 
-def _install_cpu_svd_shim():
+def install_cpu_svd_shim():
     import torch
 
     svd = torch.linalg.svd
@@ -74,23 +74,6 @@ def _install_cpu_svd_shim():
         return svd(a, *args, **kwargs)
 
     torch.linalg.svd = svd_cpu
-
-
-def _load(path: pathlib.Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _commit(src: pathlib.Path, given: str | None) -> str:
-    if given:
-        return given
-    try:
-        return subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv=None) -> None:
@@ -105,12 +88,12 @@ def main(argv=None) -> None:
     import torch.nn.functional as F
 
     torch.set_num_threads(1)
-    _install_stubs()
-    _install_cpu_svd_shim()
+    install_stubs()
+    install_cpu_svd_shim()
     src = args.official_src.resolve()
-    rsgd = _load(src / "gcr" / "rsgd.py", "gcr_official_rsgd")
-    headmod = _load(src / "gcr" / "grassmann_head.py", "gcr_official_head")
-    commit = _commit(src, args.official_commit)
+    rsgd = load_module_from_file(src / "gcr" / "rsgd.py", "gcr_official_rsgd")
+    headmod = load_module_from_file(src / "gcr" / "grassmann_head.py", "gcr_official_head")
+    commit = git_commit(src, args.official_commit)
     args.out.mkdir(parents=True, exist_ok=True)
 
     for i, (name, c, d, k, b, lr, mom, reorth, lrf, steps) in enumerate(CASES):

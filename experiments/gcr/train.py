@@ -26,7 +26,9 @@ from flax import nnx
 
 from eigenkit import data, manifolds, train
 from eigenkit.methods import gcr
+from eigenkit.metrics import intra_class_variability, linear_probe
 from eigenkit.nn import SmallCNN
+from experiments._contract import Result, SeedSweep, config_enum
 
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 
@@ -75,23 +77,14 @@ def make_tx(config, k: int, num_steps: int, params) -> optax.GradientTransformat
     if k == 0:
         return euclid
     rsgd = manifolds.riemannian_sgd(
-        sched, config.momentum, momentum_rule=manifolds.MomentumRule[config.gcr_momentum_rule],
+        sched, config.momentum,
+        momentum_rule=config_enum(manifolds.MomentumRule, config.gcr_momentum_rule, key="gcr_momentum_rule"),
         reorth_every=int(config.gcr_reorth_every), lr_factor=config.gcr_lr_factor,
     )
     return optax.partition({gcr.GRASSMANN_LABEL: rsgd, "euclidean": euclid}, gcr.grassmann_labels(params))
 
 
-def loss_fn(model, batch, key):
-    del key
-    return train.classification_loss(model(batch["x"]), batch["y"])
-
-
-def metric_fn(model, batch):
-    return train.classification_metrics(model(batch["x"]), batch["y"], batch["mask"])
-
-
-def evaluate(state, eval_step, x, y, mesh, batch_size: int) -> float:
-    return train.evaluate_dataset(state, eval_step, {"x": x, "y": y}, mesh, batch_size)["accuracy"]
+loss_fn, metric_fn = train.classifier_fns()
 
 
 def extract_features(state, x, mesh, batch_size: int) -> np.ndarray:
@@ -109,57 +102,31 @@ def extract_features(state, x, mesh, batch_size: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def intra_class_variability(f: np.ndarray, y: np.ndarray) -> float:
-    """Mean within-class cosine distance / mean overall cosine distance (Kornblith et al. 2021; 1 − R²).
+def train_one(config, workdir: pathlib.Path, task, k: int, seed: int, mesh, *, phase: str):
+    """Train one model of the sweep; returns (state, test accuracy, seconds).
 
-    Uses the identity mean_{i,j} (1 − x̂_i·x̂_j) = 1 − ‖mean x̂‖² over all ordered pairs (incl. i = j), per class and
-    overall, so it is O(n D).
+    The checkpoint config is this sub-run's own (``k``, ``seed``, ``phase``; no sweep lists), so extending the sweep
+    leaves finished sub-runs resumable.
     """
-    fh = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-    overall = 1.0 - float(np.sum(fh.mean(0) ** 2))
-    within = [1.0 - float(np.sum(fh[y == c].mean(0) ** 2)) for c in np.unique(y)]
-    return float(np.mean(within) / max(overall, 1e-12))
-
-
-def linear_probe(ftr, ytr, fte, yte, seed: int) -> float:
-    """Logistic regression on standardised frozen features (same protocol for every head)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    sc = StandardScaler().fit(ftr)
-    clf = LogisticRegression(max_iter=2000, random_state=seed).fit(sc.transform(ftr), ytr)
-    return float(clf.score(sc.transform(fte), yte))
-
-
-def train_one(config, workdir: pathlib.Path, task, k: int, seed: int, mesh):
-    """Train one model; returns (state, test accuracy, seconds)."""
     xtr, ytr, xte, yte = task
     num_classes = int(ytr.max()) + 1
     model = Net(config, num_classes, k, rngs=nnx.Rngs(seed))
-    num_steps = int(config.epochs) * (len(xtr) // int(config.batch_size))
+    num_steps = train.steps_per_run(config, len(xtr))
     tx = make_tx(config, k, num_steps, nnx.state(model, nnx.Param))
-    state = train.TrainState.create(model, tx, mesh=mesh)
-    step = train.make_train_step(loss_fn, mesh=mesh)
-    eval_step = train.make_eval_step(metric_fn, mesh=mesh)
+    sub = train.subrun_config(config, drop=("seeds", "head_dims", "transfer_head_dims"), head_dim=k, seed=seed,
+                              phase=phase)
     t0 = time.perf_counter()
-    state, _ = train.fit(
-        state, step, batches=train.epoch_batches({"x": xtr, "y": ytr}, int(config.batch_size), seed=seed), num_steps=num_steps,
-        workdir=str(workdir), config=config, mesh=mesh, seed=seed, checkpoint_every=int(config.checkpoint_every),
-        log_every=int(config.log_every), show_progress=bool(config.show_progress),
-    )
-    acc = evaluate(state, eval_step, xte, yte, mesh, 512)
-    return state, acc, time.perf_counter() - t0
+    state, test = train.fit_and_evaluate(
+        model, tx, loss_fn, train_data={"x": xtr, "y": ytr}, config=sub, workdir=workdir, seed=seed,
+        metric_fn=metric_fn, eval_data={"x": xte, "y": yte}, mesh=mesh, desc=f"gcr {phase} {_name(k)} seed {seed}")
+    return state, test["accuracy"], time.perf_counter() - t0
 
 
 def _name(k: int) -> str:
     return "softmax" if k == 0 else f"gcr_k{k}"
 
 
-def _mean_std(xs):
-    return float(np.mean(xs)), float(np.std(xs))
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Result:
     if config.dataset != "fashion_mnist":
         raise NotImplementedError(
             f"dataset {config.dataset!r}: the paper preset documents the official ResNet-50-D/ImageNet recipe; "
@@ -168,39 +135,41 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     workdir = pathlib.Path(workdir)
     mesh = train.make_mesh()
     heads = [0, *(int(k) for k in config.head_dims)]
-    raw: dict[str, list[float]] = {}
+    sweep = SeedSweep()
     t_start = time.perf_counter()
+
+    def add(name: str, value: float, seed: int, k: int, **kw) -> None:
+        sweep.add(name, value, seed=seed, baseline=(k == 0), **kw)
 
     # 1. accuracy on all 10 classes
     for seed in config.seeds:
         task = load_task(config, tuple(range(10)), seed, int(config.n_train))
         for k in heads:
-            _, acc, secs = train_one(config, workdir / f"acc_{_name(k)}_s{seed}", task, k, seed, mesh)
-            raw.setdefault(f"{_name(k)}_test_accuracy", []).append(acc)
-            raw.setdefault(f"{_name(k)}_train_seconds", []).append(secs)
+            _, acc, secs = train_one(config, workdir / f"acc_{_name(k)}_s{seed}", task, k, seed, mesh, phase="acc")
+            add(f"{_name(k)}_test_accuracy", acc, seed, k, higher_is_better=True)
+            add(f"{_name(k)}_train_seconds", secs, seed, k, higher_is_better=False, unit="s")
 
     # 2./3. transfer: pre-train on classes 0-4, probe 5-9; variability on the pre-training classes
     for seed in config.seeds:
         task = load_task(config, (0, 1, 2, 3, 4), seed, int(config.n_train))
         probe_tr = load_task(config, (5, 6, 7, 8, 9), seed + 1000, int(config.n_probe_train))
         for k in [0, *(int(k) for k in config.transfer_head_dims)]:
-            state, acc, _ = train_one(config, workdir / f"transfer_{_name(k)}_s{seed}", task, k, seed, mesh)
+            state, acc, _ = train_one(config, workdir / f"transfer_{_name(k)}_s{seed}", task, k, seed, mesh,
+                                      phase="transfer")
             f_src = extract_features(state, task[2], mesh, 512)
             ftr = extract_features(state, probe_tr[0], mesh, 512)
             fte = extract_features(state, probe_tr[2], mesh, 512)
-            raw.setdefault(f"transfer_{_name(k)}_source_accuracy", []).append(acc)
-            raw.setdefault(f"transfer_{_name(k)}_probe_accuracy", []).append(
-                linear_probe(ftr, probe_tr[1], fte, probe_tr[3], seed))
-            raw.setdefault(f"transfer_{_name(k)}_variability", []).append(intra_class_variability(f_src, task[3]))
+            add(f"transfer_{_name(k)}_source_accuracy", acc, seed, k, higher_is_better=True)
+            add(f"transfer_{_name(k)}_probe_accuracy", linear_probe(ftr, probe_tr[1], fte, probe_tr[3], seed=seed),
+                seed, k, higher_is_better=True)
+            add(f"transfer_{_name(k)}_variability", intra_class_variability(f_src, task[3]), seed, k)
 
-    out: dict[str, float] = {}
-    for key, xs in raw.items():
-        m, s = _mean_std(xs)
-        prefix = "baseline_" if key.startswith("softmax") or key.startswith("transfer_softmax") else ""
-        out[f"{prefix}{key}_mean"] = m
-        out[f"{prefix}{key}_std"] = s
-    out["total_seconds"] = time.perf_counter() - t_start
+    metrics = sweep.metrics()
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "gcr_results.json").write_text(json.dumps({"summary": out, "per_seed": raw,
-                                                           "seeds": list(config.seeds)}, indent=2))
-    return out
+    per_seed = {m.name: list(m.values) for m in metrics}
+    (workdir / "gcr_results.json").write_text(json.dumps({"per_seed": per_seed, "seeds": list(config.seeds)},
+                                                         indent=2))
+    timing = [m for m in metrics if m.name.endswith("_train_seconds")]
+    headline = [m for m in metrics if not m.name.endswith("_train_seconds")]
+    extras = {"total_seconds": time.perf_counter() - t_start, **{m.name + "_mean": m.mean for m in timing}}
+    return Result(headline, extras=extras, artifacts={"per_seed": str(workdir / "gcr_results.json")})

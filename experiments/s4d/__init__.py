@@ -1,0 +1,3 @@
+"""S4D experiments: sequential Fashion-MNIST (main) and the init × discretisation ablation study."""
+
+STUDIES = ("ablation",)

@@ -35,7 +35,7 @@ import numpy as np
 H, N, L, BATCH = 4, 8, 64, 2
 
 
-def _import_official(src: pathlib.Path):
+def import_official(src: pathlib.Path):
     sys.path.insert(0, str(src))
     for name, sub in [("src", "src"), ("src.models", "src/models"), ("src.models.sequence", "src/models/sequence"),
                       ("src.utils", "src/utils")]:
@@ -77,7 +77,7 @@ def main(argv=None):
     if commit is None:
         commit = subprocess.run(["git", "-C", str(args.official_src), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, check=True).stdout.strip()
-    s4d, ssm = _import_official(args.official_src.resolve())
+    s4d, ssm = import_official(args.official_src.resolve())
     torch.manual_seed(0)
     out: dict[str, np.ndarray] = {"commit": np.array(commit), "H": np.array(H), "N": np.array(N), "L": np.array(L)}
 

@@ -1,2 +1,4 @@
-"""SPE (Huang et al., ICLR 2024): GINE on MOSES molecules (penalised logP) with none / LapPE / SPE encodings, and the
-stability experiment (``stability.py``)."""
+"""SPE (Huang et al., ICLR 2024): GINE on MOSES molecules (penalised logP) with none / LapPE / SignNet / SPE
+encodings (main), the stability study (``stability.py``) and the size-shift study (``ood.py``)."""
+
+STUDIES = ("ood", "stability")

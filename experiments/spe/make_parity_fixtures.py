@@ -51,11 +51,10 @@ def _full_model_fixture(args, rng) -> dict:
     Official ``GINELayer`` hard-codes the PE width 37 (quirk 1), so this fixture uses ``pe_dims = 37``.
     """
     import torch
-    from torch_geometric.data import Batch, Data
-
     from src.mlp import MLP  # official
     from src.model import GINEBaseModel, Model  # official
     from src.stable_expressive_pe import GINPhi, StableExpressivePE  # official
+    from torch_geometric.data import Batch, Data
     from torch_geometric.utils import get_laplacian, to_dense_adj
 
     torch.manual_seed(1)
@@ -119,10 +118,9 @@ def main() -> None:
     sys.modules.setdefault("torchmetrics.classification", stub.classification)
 
     import torch
-    from torch_geometric.utils import get_laplacian, to_dense_adj
-
     from src.mlp import MLP  # official
     from src.stable_expressive_pe import GINPhi, StableExpressivePE  # official
+    from torch_geometric.utils import get_laplacian, to_dense_adj
 
     try:
         commit = subprocess.run(["git", "-C", args.official_src, "rev-parse", "HEAD"], capture_output=True,

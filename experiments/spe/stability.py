@@ -12,10 +12,11 @@ eigenvalues: the best sign). Both use the full spectrum (d = n) of the symmetric
 PE changes are reported **relative** to the PE of G (``‖ΔPE‖_F / ‖PE(G)‖_F``; for LapPE ``‖V(G)‖_F = √n``) so the
 two encodings are on the same scale.
 
-Outputs under ``--workdir``: ``stability.png`` (log-log scatter), ``stability.md`` / ``stability.json`` (per-ε
-median and max of ‖ΔPE‖ / ‖ΔL‖ and of ‖ΔPE‖).
+Outputs in the workdir: ``stability.png`` (log-log scatter), ``stability.md`` / ``stability.json`` (per-ε
+median and max of ‖ΔPE‖ / ‖ΔL‖ and of ‖ΔPE‖). Headline metrics: the worst ‖ΔPE‖/‖ΔL‖ over all continuous
+perturbations for SPE, and for aligned LapPE (the baseline).
 
-    python -m experiments.spe.stability --workdir /tmp/spe_stability [--num_graphs 40]
+    python -m experiments run spe.stability --preset cpu      (a registered study; presets smoke, cpu)
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import json
 import pathlib
 
 import jax
+import ml_collections
 import numpy as np
-from absl import app, flags
 
-_WORKDIR = flags.DEFINE_string("workdir", "/tmp/spe_stability", "output directory")
-_NUM = flags.DEFINE_integer("num_graphs", 40, "number of MOSES test molecules")
-_SEED = flags.DEFINE_integer("seed", 0, "seed of the perturbations and SPE weights")
+from experiments._contract import Metric, Result
+
+PRESETS = ("smoke", "cpu")
 EPS = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 N_PAD = 26
 
@@ -55,8 +56,33 @@ def _aligned(vec, vec0, lam0, tol=1e-6):
     return out
 
 
+def get_config(preset: str) -> ml_collections.ConfigDict:
+    """cpu: 200 MOSES test molecules (~1 min); smoke: 3 molecules."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    n = 200 if preset == "cpu" else 3
+    return ml_collections.ConfigDict(dict(
+        description=f"SPE vs LapPE stability: ‖ΔPE‖/‖ΔL‖ under bond-weight perturbations of {n} MOSES molecules",
+        expected_runtime="~2 min on 2 CPU cores" if preset == "cpu" else "~20 s", num_graphs=n, seed=0))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Result:
+    """Runs in float64 (inside ``jax.enable_x64``, so the setting does not leak into later experiments)."""
+    with jax.enable_x64(True):
+        summary = run(workdir, int(config.num_graphs), int(config.seed))
+    cont = [r for r in summary["rows"] if r["perturbation"].startswith("weights")]
+    metrics = [
+        Metric("spe_worst_dPE_over_dL", (max(r["spe_max_ratio"] for r in cont),), (int(config.seed),),
+               higher_is_better=False),
+        Metric("lappe_aligned_worst_dPE_over_dL", (max(r["lap_max_ratio"] for r in cont),), (int(config.seed),),
+               baseline=True, higher_is_better=False),
+    ]
+    wd = pathlib.Path(workdir)
+    return Result(metrics, extras={"rows": summary["rows"]}, tables={"stability": summary["table"]},
+                  artifacts={"plot": str(wd / "stability.png"), "table": str(wd / "stability.md")})
+
+
 def run(workdir: str, num_graphs: int = 40, seed: int = 0) -> dict:
-    jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     import matplotlib
 
@@ -148,6 +174,7 @@ def run(workdir: str, num_graphs: int = 40, seed: int = 0) -> dict:
     (workdir / "stability.md").write_text(head + "\n".join(lines) + "\n")
     summary = {"rows": rows, "records": [list(r) for r in records]}
     (workdir / "stability.json").write_text(json.dumps(summary, indent=1))
+    summary["table"] = "\n".join(lines)
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, col, color in (("SPE", 2, "tab:blue"), ("LapPE (aligned)", 3, "tab:red")):
@@ -163,12 +190,3 @@ def run(workdir: str, num_graphs: int = 40, seed: int = 0) -> dict:
     plt.close(fig)
     print(head + "\n".join(lines), flush=True)
     return summary
-
-
-def main(argv):
-    del argv
-    run(_WORKDIR.value, _NUM.value, _SEED.value)
-
-
-if __name__ == "__main__":
-    app.run(main)

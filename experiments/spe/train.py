@@ -23,8 +23,10 @@ from eigenkit import train
 from eigenkit.data import ATOM_TYPES, BOND_TYPES, moses_penalized_logp
 from eigenkit.methods import spe
 from eigenkit.nn import Pooling
+from experiments._contract import Result, SeedSweep, config_enum, markdown_table
 
 METHODS = {"none": spe.PEKind.NONE, "lappe": spe.PEKind.LAPPE, "spe": spe.PEKind.SPE, "signnet": spe.PEKind.SIGNNET}
+OURS = "spe"  # the method of the paper; the other PEs of the table are its baselines
 
 
 def official_optimizer(lr: float, weight_decay: float, warmup_steps: int, total_steps: int
@@ -75,9 +77,10 @@ def build_model(config, method: str, k: int, seed: int):
     return spe.PEGraphRegressor(
         METHODS[method], n_node_types=len(ATOM_TYPES), n_edge_types=len(BOND_TYPES), n_eigs=k,
         hidden=config.hidden, n_layers=config.n_layers, n_mlp_layers=config.n_mlp_layers,
-        pooling=Pooling(config.pooling), pe_dims=config.pe_dims, n_phi=config.n_phi, phi_layers=config.phi_layers,
+        pooling=config_enum(Pooling, config.pooling, key="pooling"), pe_dims=config.pe_dims, n_phi=config.n_phi,
+        phi_layers=config.phi_layers,
         phi_hidden=config.phi_hidden, rho_layers=config.rho_layers, rho_hidden=config.rho_hidden,
-        bn_mode=spe.BatchNormMode(config.bn_mode), rngs=nnx.Rngs(seed))
+        bn_mode=config_enum(spe.BatchNormMode, config.bn_mode, key="bn_mode"), rngs=nnx.Rngs(seed))
 
 
 def loss_fn(model, batch, key):
@@ -121,7 +124,7 @@ def run_one(config, method: str, seed: int, data, budget, mesh, workdir: pathlib
     tr = data["train"]
     bs = config.batch_size
     per_epoch = tr.num_graphs // bs
-    num_steps = config.num_epochs * per_epoch
+    num_steps = train.steps_per_run(config, tr.num_graphs)
     model = build_model(config, method, budget["k"], seed)
     tx = official_optimizer(config.learning_rate, config.weight_decay, config.warmup_steps, num_steps)
     state = train.TrainState.create(model, tx, mesh=mesh)
@@ -142,46 +145,47 @@ def run_one(config, method: str, seed: int, data, budget, mesh, workdir: pathlib
         return {"val_mae": val, "test_mae": test}
 
     t0 = time.perf_counter()
+    sub = train.subrun_config(config, drop=("methods", "seeds"), method=method, seed=seed)
     state, _ = train.fit(state, step, batches=batches, num_steps=num_steps, workdir=workdir / f"{method}_seed{seed}",
-                         config=config, mesh=mesh, seed=seed, eval_fn=eval_fn, eval_every=config.eval_every,
+                         config=sub, mesh=mesh, seed=seed, eval_fn=eval_fn, eval_every=config.eval_every,
                          checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-                         show_progress=config.show_progress)
+                         show_progress=config.show_progress, desc=f"spe {method} seed {seed}")
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
     return {"test_mae": best["test"], "val_mae": best["val"], "time_s": time.perf_counter() - t0,
             "params": float(n_params)}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-    """MAE table none / LapPE / SPE (mean ± std over seeds); writes ``mae_table.md`` and ``mae_table.json``."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Result:
+    """MAE table none / LapPE / SignNet / SPE (mean ± std over seeds); writes ``mae_table.md`` / ``mae_table.json``."""
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = train.make_mesh()
     _STEPS.clear()
     data, budget = load_data(config)
+    sweep = SeedSweep()
     runs: dict[str, list[dict[str, float]]] = {}
     for method in config.methods:
         for seed in config.seeds:
-            runs.setdefault(method, []).append(run_one(config, method, seed, data, budget, mesh, workdir))
-    out: dict[str, float] = {}
-    lines = ["| PE | test MAE (mean ± std) | val MAE | params | time / run (s) |", "|---|---|---|---|---|"]
+            r = run_one(config, method, seed, data, budget, mesh, workdir)
+            runs.setdefault(method, []).append(r)
+            sweep.add(f"{method}_test_mae", r["test_mae"], seed=seed, baseline=method != OURS, higher_is_better=False)
+    rows = []
     for method, rs in runs.items():
         test = np.array([r["test_mae"] for r in rs])
         val = np.array([r["val_mae"] for r in rs])
-        prefix = method if method == "spe" else f"baseline_{method}"
-        out[f"{prefix}_test_mae"] = float(test.mean())
-        out[f"{prefix}_test_mae_std"] = float(test.std())
-        out[f"{prefix}_val_mae"] = float(val.mean())
-        for s, v in zip(config.seeds, test):
-            out[f"{prefix}_test_mae_seed{s}"] = float(v)
-        lines.append(f"| {method} | {test.mean():.4f} ± {test.std():.4f} | {val.mean():.4f} | "
-                     f"{int(rs[0]['params'])} | {np.mean([r['time_s'] for r in rs]):.1f} |")
+        rows.append([method, f"{test.mean():.4f} ± {test.std():.4f}", f"{val.mean():.4f}", int(rs[0]["params"]),
+                     f"{np.mean([r['time_s'] for r in rs]):.1f}"])
+    table = markdown_table(["PE", "test MAE (mean ± std)", "val MAE", "params", "time / run (s)"], rows)
     sizes = "/".join(str(data[s].num_graphs) for s in ("train", "val", "test"))
     ood = config.get("ood_max_train_nodes", 0)
     shift = f" (size shift: train/val n <= {ood}, test n > {ood})" if ood else ""
-    header = (f"MOSES penalised logP, {sizes} molecules{shift}, seeds "
-              f"{list(config.seeds)}, {config.num_epochs} epochs, budgets {budget}, test MAE at best val MAE.\n\n")
-    (workdir / "mae_table.md").write_text(header + "\n".join(lines) + "\n")
+    header = (f"MOSES penalised logP, {sizes} molecules{shift}, seeds {list(config.seeds)}, "
+              f"{config.epochs} epochs, budgets {budget}, test MAE at best val MAE")
+    (workdir / "mae_table.md").write_text(header + ".\n\n" + table + "\n")
     (workdir / "mae_table.json").write_text(json.dumps({"config": config.to_dict(), "budget": budget,
-                                                        "runs": runs, "summary": out}, indent=2, default=str))
-    print(header + "\n".join(lines), flush=True)
-    return out
+                                                        "runs": runs}, indent=2, default=str))
+    print(header + "\n" + table, flush=True)
+    extras = {"val_mae_" + m: float(np.mean([r["val_mae"] for r in rs])) for m, rs in runs.items()}
+    extras["budget"] = budget
+    return Result(sweep.metrics(), extras=extras, tables={header: table},
+                  artifacts={"table": str(workdir / "mae_table.md")})

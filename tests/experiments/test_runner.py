@@ -1,4 +1,5 @@
-"""The experiment runner: discovery, clear errors, and one smoke run of every registered experiment."""
+"""The experiment runner: discovery, overrides, resumable ``run all``, per-preset results, one-line errors, and one
+smoke run of every registered experiment (methods and studies)."""
 
 import json
 import os
@@ -9,62 +10,171 @@ import pytest
 
 from eigenkit.data import MissingDataError, fashion_mnist
 from experiments import __main__ as runner
-from experiments import _registry
+from experiments import _contract, _registry
 
 
-def test_registry_lists_digits():
+def test_registry_lists_methods_and_studies():
     assert "digits_mlp" in _registry.list_methods()
+    assert {"s4d.ablation", "spe.stability", "spe.ood"} <= set(_registry.list_studies())
     for m in _registry.list_methods():
         assert set(_registry.list_presets(m)) == {"smoke", "cpu", "paper"}, m
-        for preset in ("smoke", "cpu", "paper"):
-            c = _registry.get_config(m, preset)
-            assert c.description and c.expected_runtime, (m, preset)
+    for name in _registry.list_experiments():
+        for preset in _registry.list_presets(name):
+            c = _registry.get_config(name, preset)
+            assert c.description and c.expected_runtime, (name, preset)
+            assert "lr" not in c and "num_epochs" not in c and "progress" not in c, (name, preset)  # one vocabulary
 
 
 def test_unknown_method_and_preset():
-    with pytest.raises(_registry.UnknownExperimentError, match="unknown method 'nope'.*digits_mlp"):
+    with pytest.raises(_registry.UnknownExperimentError, match="unknown experiment 'nope'.*digits_mlp"):
         _registry.get_config("nope", "cpu")
     with pytest.raises(_registry.UnknownExperimentError, match="unknown preset 'huge'.*cpu"):
         _registry.get_config("digits_mlp", "huge")
-    with pytest.raises(SystemExit):
-        runner.main(["run", "nope", "--preset", "cpu"])
+    assert runner.main(["run", "nope", "--preset", "cpu"]) == 2
 
 
-def test_missing_dataset_names_the_package(tmp_path):
+def test_missing_dataset_names_where_the_path_came_from(tmp_path, monkeypatch):
+    monkeypatch.delenv("EIGENKIT_FASHION_MNIST", raising=False)
+    monkeypatch.setattr("eigenkit.data._images.FASHION_MNIST_DIR", str(tmp_path / "none"))
     with pytest.raises(MissingDataError, match="apt-get install dataset-fashion-mnist"):
+        fashion_mnist("train")
+    monkeypatch.setenv("EIGENKIT_FASHION_MNIST", str(tmp_path))
+    with pytest.raises(MissingDataError, match=f"EIGENKIT_FASHION_MNIST={tmp_path}") as e:
+        fashion_mnist("train")
+    assert "apt-get install" not in str(e.value)  # the package may well be installed; the variable is wrong
+    with pytest.raises(MissingDataError, match="root argument"):
         fashion_mnist("train", root=tmp_path)
     with pytest.raises(ValueError, match="split must be one of"):
         fashion_mnist("validation")
 
 
-def test_run_writes_summary(tmp_path):
-    rc = runner.main(["run", "digits_mlp", "--preset", "smoke", "--workdir", str(tmp_path / "w"),
-                      "--results", str(tmp_path / "r")])
-    assert rc == 0
-    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    (row,) = summary["rows"]
-    assert row["status"] == "ok" and 0.0 <= row["metrics"]["test_accuracy"] <= 1.0
-    assert "digits_mlp" in (tmp_path / "r" / "summary.md").read_text()
-    # --merge keeps other methods' rows of the same preset and replaces the rerun method's row
-    summary["rows"].append({"method": "zz_other", "status": "ok", "metrics": {"x": 1.0}, "wall_time_s": 1.0,
-                            "command": "earlier", "machine": {}})
-    (tmp_path / "r" / "summary.json").write_text(json.dumps(summary))
-    assert runner.main(["run", "digits_mlp", "--preset", "smoke", "--workdir", str(tmp_path / "w"),
-                        "--results", str(tmp_path / "r"), "--merge"]) == 0
-    rows = json.loads((tmp_path / "r" / "summary.json").read_text())["rows"]
-    assert sorted(r["method"] for r in rows) == ["digits_mlp", "zz_other"]
-    assert "`earlier`" in (tmp_path / "r" / "summary.md").read_text()
+def test_config_overrides():
+    c = _registry.get_config("gcr", "cpu")
+    runner.apply_overrides(c, ["--config.epochs=2", "--config.head_dims=(8,)", "--config.show_progress", "false",
+                               "--config.learning_rate=0.1"])
+    assert c.epochs == 2 and c.head_dims == (8,) and c.show_progress is False and c.learning_rate == 0.1
+    with pytest.raises(runner.ConfigOverrideError, match="no key 'epochz'"):
+        runner.apply_overrides(c, ["--config.epochz=2"])
+    with pytest.raises(runner.ConfigOverrideError, match="epochs=two"):
+        runner.apply_overrides(c, ["--config.epochs=two"])
+    with pytest.raises(runner.ConfigOverrideError, match="unexpected argument"):
+        runner.apply_overrides(c, ["--epochs=2"])
+
+
+def test_config_enum_and_hash():
+    from eigenkit.nn import Pooling
+
+    assert _contract.config_enum(Pooling, "MEAN", key="pooling") is Pooling.MEAN
+    assert _contract.config_enum(Pooling, "sum", key="pooling") is Pooling.SUM
+    with pytest.raises(ValueError, match="config.pooling='max' is not a Pooling; choose one of: mean, sum, last"):
+        _contract.config_enum(Pooling, "max", key="pooling")
+    a, b = _registry.get_config("gcr", "cpu"), _registry.get_config("gcr", "cpu")
+    b.show_progress, b.log_every = not b.show_progress, 7  # presentation: same result
+    assert _contract.config_hash(a) == _contract.config_hash(b)
+    b.epochs += 1
+    assert _contract.config_hash(a) != _contract.config_hash(b)
+
+
+def _run(tmp_path, *args):
+    return runner.main(["run", *args, "--workdir", str(tmp_path / "w"), "--results", str(tmp_path / "r")])
+
+
+def _rows(tmp_path, preset):
+    return {r["name"]: r for r in json.loads((tmp_path / "r" / preset / "summary.json").read_text())["rows"]}
+
+
+def test_run_writes_typed_rows_and_skips_finished_work(tmp_path, capsys):
+    assert _run(tmp_path, "digits_mlp", "--preset", "smoke") == 0
+    row = _rows(tmp_path, "smoke")["digits_mlp"]
+    assert row["status"] == "ok" and row["config_hash"]
+    metrics = {m["name"]: m for m in row["metrics"]}
+    assert not metrics["test_accuracy"]["baseline"] and metrics["logreg_test_accuracy"]["baseline"]
+    assert 0.0 <= metrics["test_accuracy"]["mean"] <= 1.0 and metrics["test_accuracy"]["seeds"] == [0]
+    md = (tmp_path / "r" / "smoke" / "summary.md").read_text()
+    assert "digits_mlp" in md and "logreg_test_accuracy" in md
+    page = tmp_path / "r" / "smoke" / "digits_mlp"
+    assert page.with_suffix(".md").exists() and page.with_suffix(".png").exists()
+    capsys.readouterr()
+    # the same command again: skipped, nothing rewritten
+    before = (tmp_path / "r" / "smoke" / "summary.json").read_text()
+    assert _run(tmp_path, "digits_mlp", "--preset", "smoke") == 0
+    assert "skipped" in capsys.readouterr().out
+    assert (tmp_path / "r" / "smoke" / "summary.json").read_text() == before
+    # a presentation-only change still skips; a real change reruns and keeps the old row in history.jsonl
+    assert _run(tmp_path, "digits_mlp", "--preset", "smoke", "--config.log_every=1") == 0
+    assert "skipped" in capsys.readouterr().out
+    assert _run(tmp_path, "digits_mlp", "--preset", "smoke", "--config.num_steps=3", "--force") == 0
+    out = capsys.readouterr().out
+    assert "skipped" not in out and "-> digits_mlp ok" in out
+    assert _rows(tmp_path, "smoke")["digits_mlp"]["config"]["num_steps"] == 3
+    history = (tmp_path / "r" / "smoke" / "history.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["config"]["num_steps"] == 6
+
+
+def test_a_smoke_run_after_a_cpu_run_leaves_the_cpu_summary_intact(tmp_path):
+    assert _run(tmp_path, "digits_mlp", "--preset", "cpu", "--config.num_steps=16", "--config.eval_every=0") == 0
+    cpu_json = (tmp_path / "r" / "cpu" / "summary.json").read_text()
+    cpu_md = (tmp_path / "r" / "cpu" / "summary.md").read_text()
+    assert _run(tmp_path, "digits_mlp", "--preset", "smoke") == 0
+    assert (tmp_path / "r" / "cpu" / "summary.json").read_text() == cpu_json
+    assert (tmp_path / "r" / "cpu" / "summary.md").read_text() == cpu_md
+    assert set(_rows(tmp_path, "smoke")) == {"digits_mlp"} and set(_rows(tmp_path, "cpu")) == {"digits_mlp"}
+
+
+def test_expected_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert _run(tmp_path, "digits_mlp", "--preset", "smoke") == 0
+    capsys.readouterr()
+    # same workdir, a different model: the checkpoint refuses, as one line on stderr, no traceback
+    assert _run(tmp_path, "digits_mlp", "--preset", "smoke", "--config.hidden=8", "--force") == 2
+    err = capsys.readouterr().err
+    assert "different config" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert _rows(tmp_path, "smoke")["digits_mlp"]["status"] == "failed"
+    assert _run(tmp_path, "digits_mlp", "--preset", "smoke", "--config.hiden=8") == 2
+    assert "no key 'hiden'" in capsys.readouterr().err
+
+
+def test_list_shows_descriptions_presets_and_runtimes(capsys):
+    assert runner.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "s4d.ablation" in out and "--preset cpu" in out and "expected" not in out.split("\n")[0]
+    assert _registry.get_config("gcr", "cpu").expected_runtime in out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", [m for m in _registry.list_methods() if m != "digits_mlp"])
-def test_smoke_preset_runs(method, tmp_path):
+@pytest.mark.needs_data
+def test_s4d_smoke_with_a_step_override(tmp_path):
+    try:
+        fashion_mnist("test")
+    except MissingDataError as e:
+        pytest.skip(str(e))
+    assert _run(tmp_path, "s4d", "--preset", "smoke", "--config.num_steps=3") == 0
+    row = _rows(tmp_path, "smoke")["s4d"]
+    assert row["status"] == "ok" and row["config"]["num_steps"] == 3
+    metrics = json.loads((tmp_path / "w" / "s4d" / "smoke" / "metrics.json").read_text())
+    assert metrics["step"] == 3
+
+
+def _needs(name):
+    """Skip with the install hint when an experiment's optional data package is missing."""
+    import importlib.util
+
+    if name == "s4d.ablation" and importlib.util.find_spec("mnist1d") is None:
+        pytest.skip("needs mnist1d: pip install mnist1d==0.0.2.post1")
+    if name.split(".")[0] == "spe" and importlib.util.find_spec("moses") is None:
+        pytest.skip("needs MOSES: pip install --no-deps molsets==0.3.1 (and rdkit)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in _registry.list_experiments() if n != "digits_mlp"])
+def test_smoke_preset_runs(name, tmp_path):
     """Every registered experiment's smoke preset runs end to end in a fresh process on one device."""
+    _needs(name)
     env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
     out = subprocess.run(
-        [sys.executable, "-m", "experiments", "run", method, "--preset", "smoke", "--workdir", str(tmp_path / "w"),
+        [sys.executable, "-m", "experiments", "run", name, "--preset", "smoke", "--workdir", str(tmp_path / "w"),
          "--results", str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=600,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    row = json.loads((tmp_path / "r" / "summary.json").read_text())["rows"][0]
+    row = json.loads((tmp_path / "r" / "smoke" / "summary.json").read_text())["rows"][0]
     assert row["status"] == "ok" and row["metrics"], row
+    assert "INFO" not in out.stderr, out.stderr[-2000:]  # one logging setup: no Orbax INFO flood

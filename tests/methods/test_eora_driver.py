@@ -32,7 +32,8 @@ def test_compression_report_and_weights(setup):
 
 def test_full_rank_eora_recovers_model(setup):
     model, toks, compressed, _ = setup
-    full = eora.CompensationSpec(eora.Compensation.EORA, rank=24)  # >= min(d_out, d_in) for every linear (capped per layer)
+    # rank >= min(d_out, d_in) for every linear (capped per layer)
+    full = eora.CompensationSpec(eora.Compensation.EORA, rank=24)
     new, factors, report = eora.compensate_model(model, compressed, toks, full, batch_size=4)
     assert len(factors) == 14
     np.testing.assert_allclose(np.asarray(new(jnp.asarray(toks))), np.asarray(model(jnp.asarray(toks))), atol=1e-4)

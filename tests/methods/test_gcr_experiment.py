@@ -1,10 +1,9 @@
-"""Helpers of experiments/gcr: the intra-class variability measure vs a brute-force pairwise reference."""
+"""eigenkit.metrics used by GCR: the intra-class variability measure vs a brute-force pairwise reference."""
 
 import numpy as np
 
 from eigenkit import train
-
-from experiments.gcr import train as gcr_train
+from eigenkit.metrics import intra_class_variability
 
 
 def _brute(f, y):
@@ -17,11 +16,11 @@ def _brute(f, y):
 def test_intra_class_variability_matches_pairwise(rng):
     f = rng.standard_normal((60, 5)) + 3.0 * np.repeat(np.eye(3, 5), 20, axis=0)
     y = np.repeat(np.arange(3), 20)
-    np.testing.assert_allclose(gcr_train.intra_class_variability(f, y), _brute(f, y), rtol=1e-12)
+    np.testing.assert_allclose(intra_class_variability(f, y), _brute(f, y), rtol=1e-12)
     # tight classes -> small variability; labels independent of features -> about 1
     tight = np.repeat(np.eye(3, 5), 20, axis=0) + 1e-3 * rng.standard_normal((60, 5))
-    assert gcr_train.intra_class_variability(tight, y) < 1e-3
-    assert 0.9 < gcr_train.intra_class_variability(f, rng.permutation(y)) < 1.1
+    assert intra_class_variability(tight, y) < 1e-3
+    assert 0.9 < intra_class_variability(f, rng.permutation(y)) < 1.1
 
 
 def test_epoch_batches_is_a_pure_function_of_step():

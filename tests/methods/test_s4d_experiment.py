@@ -28,10 +28,9 @@ def test_configs_consistent():
 def test_ablation_tiny(tmp_path):
     pytest.importorskip("mnist1d", reason="needs mnist1d: pip install mnist1d==0.0.2.post1")
     abl = importlib.import_module("experiments.s4d.ablation")
-    out = abl.run_ablation(str(tmp_path), seeds=2, steps=3, batch_size=50, d_model=4, d_state=4, n_layers=1,
-                           data_seed=0)
-    assert len(out["results"]) == 8
+    out = abl.train_and_evaluate(abl.get_config("smoke"), str(tmp_path))
+    assert len(out.metrics) == 8
     saved = json.loads((tmp_path / "ablation.json").read_text())
-    assert saved["results"].keys() == out["results"].keys()
-    assert all(0.0 <= r["mean"] <= 1.0 and len(r["accs"]) == 2 for r in saved["results"].values())
+    assert [m["name"] for m in saved["metrics"]] == [m.name for m in out.metrics]
+    assert all(0.0 <= m["mean"] <= 1.0 and len(m["values"]) == 2 for m in saved["metrics"])
     assert "| S4D-LegS |" in (tmp_path / "ablation.md").read_text()

@@ -8,8 +8,8 @@ import pytest
 from flax import nnx
 
 from eigenkit import ssm
-from eigenkit.train import param_path
 from eigenkit.methods.s4d import S4D, Norm, S4DConv, S4DModel, s4d_optimizer, s4d_param_labels
+from eigenkit.train import param_path
 
 
 def _x(shape, seed=0):

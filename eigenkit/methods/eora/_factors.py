@@ -113,7 +113,8 @@ def eora_factors(
       clamp: :class:`EigenClamp`.
 
     Returns:
-      ``B`` ``(d_out, r)`` and ``A`` ``(r, d_in)`` in ``delta.dtype`` (``B = U_r Σ_r^{1/2}``, ``A = Σ_r^{1/2} V_rᵀ L⁻¹``).
+      ``B`` ``(d_out, r)`` and ``A`` ``(r, d_in)`` in ``delta.dtype``
+      (``B = U_r Σ_r^{1/2}``, ``A = Σ_r^{1/2} V_rᵀ L⁻¹``).
 
     Raises:
       ValueError: shape mismatch or ``rank`` out of range.

@@ -137,8 +137,15 @@ def grassmann_labels(params: Any, *, default: str = "euclidean", label: str = GR
     is a prefix tree of ``params`` (one label per Variable), which ``optax.partition`` accepts.
 
     Example:
-      >>> tx = optax.partition({"grassmann": riemannian_sgd(0.1, 0.9), "euclidean": optax.sgd(0.1, 0.9)},
-      ...                      grassmann_labels(nnx.state(model, nnx.Param)))
+      >>> import jax, optax
+      >>> from flax import nnx
+      >>> from eigenkit.manifolds import riemannian_sgd
+      >>> from eigenkit.methods.gcr import GrassmannClassifier, grassmann_labels
+      >>> model = GrassmannClassifier(16, 10, 4, rngs=nnx.Rngs(0))
+      >>> labels = grassmann_labels(nnx.state(model, nnx.Param))
+      >>> tx = optax.partition({"grassmann": riemannian_sgd(0.1, 0.9), "euclidean": optax.sgd(0.1, 0.9)}, labels)
+      >>> sorted(set(jax.tree.leaves(labels)))
+      ['grassmann']
     """
     is_var = lambda x: isinstance(x, nnx.Variable)  # noqa: E731
     return jax.tree.map(lambda v: label if isinstance(v, GrassmannParam) else default, params, is_leaf=is_var)

@@ -11,7 +11,9 @@ Example::
     h = model.generate_features(x)                     # recurrent mode == model.features(x)
 """
 
-from eigenkit.methods.s4d._layer import S4D, Norm, Pooling, S4DConv, S4DModel
+from eigenkit.methods.s4d._layer import S4D, Norm, S4DConv, S4DModel, SSMOutputParam, SSMParam
 from eigenkit.methods.s4d._optim import s4d_optimizer, s4d_param_labels
+from eigenkit.nn import Pooling  # re-exported: the one Pooling enum (MEAN / LAST for sequences)
 
-__all__ = ["Norm", "Pooling", "S4D", "S4DConv", "S4DModel", "s4d_optimizer", "s4d_param_labels"]
+__all__ = ["Norm", "Pooling", "S4D", "S4DConv", "S4DModel", "SSMOutputParam", "SSMParam", "s4d_optimizer",
+           "s4d_param_labels"]

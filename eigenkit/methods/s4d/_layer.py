@@ -10,6 +10,17 @@ from flax import nnx
 
 from eigenkit import ssm
 from eigenkit._validate import check_array, check_rank_arg
+from eigenkit.nn import Pooling
+
+
+class SSMParam(nnx.Param):
+    """The SSM parameters (``log_dt``, ``log_A_real``, ``A_imag``, ``B``): the official recipe trains them with their
+    own learning rate and no weight decay (see :func:`s4d_optimizer`)."""
+
+
+class SSMOutputParam(nnx.Param):
+    """The SSM output matrix ``C``: an ordinary parameter, or on the SSM learning rate in the official scalar-lr
+    configs (``c_with_ssm_lr``)."""
 
 
 def _pairs(z: jax.Array) -> jax.Array:
@@ -63,11 +74,11 @@ class S4DConv(nnx.Module):
         self.discretization, self.bidirectional, self.kernel_method = discretization, bidirectional, kernel_method
         c = 2 if bidirectional else 1
         log_dt = ssm.init_log_dt((h,), key=rngs.params(), dt_min=dt_min, dt_max=dt_max, dtype=param_dtype)
-        self.log_dt = nnx.Param(log_dt)
-        self.log_A_real = nnx.Param(jnp.broadcast_to(jnp.log(-A.real), (h, n2)).astype(param_dtype))
-        self.A_imag = nnx.Param(jnp.broadcast_to(A.imag, (h, n2)).astype(param_dtype))
-        self.B = nnx.Param(jnp.broadcast_to(_pairs(B), (h, n2, 2)).astype(param_dtype))
-        self.C = nnx.Param(_pairs(ssm.init_C((c, h, n2), key=rngs.params(), dtype=param_dtype)))
+        self.log_dt = SSMParam(log_dt)
+        self.log_A_real = SSMParam(jnp.broadcast_to(jnp.log(-A.real), (h, n2)).astype(param_dtype))
+        self.A_imag = SSMParam(jnp.broadcast_to(A.imag, (h, n2)).astype(param_dtype))
+        self.B = SSMParam(jnp.broadcast_to(_pairs(B), (h, n2, 2)).astype(param_dtype))
+        self.C = SSMOutputParam(_pairs(ssm.init_C((c, h, n2), key=rngs.params(), dtype=param_dtype)))
         self.D = nnx.Param(jax.random.normal(rngs.params(), (h,), param_dtype))
 
     # -- parameters in complex form -------------------------------------------------------------------------------
@@ -182,11 +193,6 @@ class Norm(enum.Enum):
     BATCH = "batch"
 
 
-class Pooling(enum.Enum):
-    MEAN = "mean"
-    LAST = "last"
-
-
 class S4DModel(nnx.Module):
     """Sequence classifier of the official ``example.py``: encoder -> n × residual S4D blocks -> pooling -> decoder.
 
@@ -247,6 +253,8 @@ class S4DModel(nnx.Module):
 
     def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         h = self.features(x, rngs=rngs)
+        if self.pooling is Pooling.SUM:
+            raise ValueError("S4DModel pools with Pooling.MEAN or Pooling.LAST")
         h = jnp.mean(h, axis=1) if self.pooling is Pooling.MEAN else h[:, -1]
         return self.decoder(h)
 

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import optax
 
+from eigenkit.methods.s4d._layer import SSMOutputParam, SSMParam
 from eigenkit.train import label_params
-
-SSM_PARAM_RULE = r"(^|/)(log_dt|log_A_real|A_imag|B)$"
-C_PARAM_RULE = r"(^|/)ssm/C$"
 
 
 def s4d_param_labels(params, *, c_with_ssm_lr: bool = False):
-    """Labels ``"ssm"`` (log_dt, log_A_real, A_imag, B), ``"ssm_c"`` (C, only if ``c_with_ssm_lr``), ``"default"``.
+    """Labels ``"ssm"`` (:class:`SSMParam`: log_dt, log_A_real, A_imag, B), ``"ssm_c"`` (:class:`SSMOutputParam` C,
+    only if ``c_with_ssm_lr``), ``"default"`` (everything else) — by Variable type, not by name.
 
     ``c_with_ssm_lr=True`` reproduces the official *scalar* ``lr`` configs (sCIFAR / Pathfinder / Path-X /
     ``s4d_example``): C also takes the SSM learning rate but keeps the global weight decay. ``False`` reproduces a
     *dict* ``lr`` (ListOps / Text / Retrieval): C is an ordinary parameter.
     """
-    rules = {SSM_PARAM_RULE: "ssm"}
+    rules = {SSMParam: "ssm"}
     if c_with_ssm_lr:
-        rules[C_PARAM_RULE] = "ssm_c"
+        rules[SSMOutputParam] = "ssm_c"
     return label_params(params, rules, default="default")
 
 

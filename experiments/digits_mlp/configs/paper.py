@@ -8,8 +8,5 @@ from experiments.digits_mlp.configs import cpu
 
 def get_config():
     c = cpu.get_config()
-    c.expected_runtime = "~1 min on one GPU"
-    c.hidden = 512
-    c.batch_size = 256
-    c.num_steps = 5000
+    c.update(dict(expected_runtime="~1 min on one GPU", hidden=512, batch_size=256, num_steps=5000))
     return c

@@ -5,11 +5,6 @@ from experiments.digits_mlp.configs import cpu
 
 def get_config():
     c = cpu.get_config()
-    c.expected_runtime = "~5 s"
-    c.hidden = 32
-    c.batch_size = 16
-    c.num_steps = 6
-    c.log_every = 2
-    c.eval_every = 3
-    c.checkpoint_every = 3
+    c.update(dict(expected_runtime="~5 s", hidden=32, batch_size=16, num_steps=6, log_every=2, eval_every=3,
+                  checkpoint_every=3))
     return c

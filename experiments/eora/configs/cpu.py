@@ -11,19 +11,11 @@ import ml_collections
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.description = ("SmolLM2-135M, Austen 16x128 calib / 16x128 eval tokens; {GPTQ3, SparseGPT 2:4, GPTQ4+2:4} x "
-                     "{none, SVD, EoRA} x r in {32, 64, 128}")
-    c.expected_runtime = "~7 min on 2 CPU cores (405 s measured)"
-    c.model = "smollm2"
-    c.seed = 0
-    c.seq_len = 128
-    c.calib_passages = 16
-    c.eval_passages = 16
-    c.chars_per_book = 120_000
-    c.batch_size = 8
-    c.compressions = ("gptq3", "sparsegpt24", "gptq4_sparsegpt24")
-    c.methods = ("svd", "eora")
-    c.ranks = (32, 64, 128)
-    c.float64_eigh = True
-    return c
+    return ml_collections.ConfigDict(dict(
+        description=("SmolLM2-135M, Austen 16x128 calib / 16x128 eval tokens; {GPTQ3, SparseGPT 2:4, GPTQ4+2:4} x "
+                     "{none, SVD, EoRA} x r in {32, 64, 128}"),
+        expected_runtime="~7 min on 2 CPU cores (405 s measured)",
+        model="smollm2", seed=0, seq_len=128, calib_passages=16, eval_passages=16, chars_per_book=120_000,
+        batch_size=8, compressions=("gptq3", "sparsegpt24", "gptq4_sparsegpt24"), methods=("svd", "eora"),
+        ranks=(32, 64, 128), float64_eigh=True,
+    ))

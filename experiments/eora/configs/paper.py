@@ -11,12 +11,7 @@ from experiments.eora.configs import cpu
 def get_config():
     """The cpu preset at paper scale: longer and more calibration / evaluation passages, same grid."""
     c = cpu.get_config()
-    c.description = ("SmolLM2-135M, Austen 64x512 calib / 32x512 eval; {GPTQ3, SparseGPT 2:4, GPTQ4+2:4} x "
-                     "{none, SVD, EoRA} x r in {32, 64, 128}")
-    c.expected_runtime = "~1-2 h on 2 CPU cores"
-    c.seq_len = 512
-    c.calib_passages = 64
-    c.eval_passages = 32
-    c.chars_per_book = 700_000
-    c.batch_size = 4
+    c.update(dict(description="SmolLM2-135M, Austen 64x512 calib / 32x512 eval; {GPTQ3, SparseGPT 2:4, GPTQ4+2:4} x "
+                              "{none, SVD, EoRA} x r in {32, 64, 128}", expected_runtime="~1-2 h on 2 CPU cores"))
+    c.update(dict(seq_len=512, calib_passages=64, eval_passages=32, chars_per_book=700_000, batch_size=4))
     return c

@@ -7,20 +7,11 @@ import ml_collections
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.description = "EoRA smoke: tiny random LLaMA (2 layers, d=32), random tokens"
-    c.expected_runtime = "~20 s on 2 CPU cores"
-    c.model = "tiny"
-    c.tiny = ml_collections.ConfigDict(dict(vocab_size=64, dim=32, num_layers=2, num_heads=4, num_kv_heads=2,
-                                            hidden_dim=64))
-    c.seed = 0
-    c.seq_len = 16
-    c.calib_passages = 8
-    c.eval_passages = 4
-    c.chars_per_book = 0
-    c.batch_size = 8
-    c.compressions = ("gptq3", "sparsegpt24")
-    c.methods = ("svd", "eora")
-    c.ranks = (4, 8)
-    c.float64_eigh = True
-    return c
+    return ml_collections.ConfigDict(dict(
+        description="EoRA smoke: tiny random LLaMA (2 layers, d=32), random tokens",
+        expected_runtime="~20 s on 2 CPU cores", model="tiny",
+        tiny=ml_collections.ConfigDict(dict(vocab_size=64, dim=32, num_layers=2, num_heads=4, num_kv_heads=2,
+                                            hidden_dim=64)),
+        seed=0, seq_len=16, calib_passages=8, eval_passages=4, chars_per_book=0, batch_size=8,
+        compressions=("gptq3", "sparsegpt24"), methods=("svd", "eora"), ranks=(4, 8), float64_eigh=True,
+    ))

@@ -28,6 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.final_relu = True
     # optimisation: same budget and schedule for every head
     c.batch_size = 128
+    c.eval_batch_size = 512
     c.epochs = 8
     c.learning_rate = 0.05  # backbone and vector head: SGD momentum 0.9, cosine decay
     c.weight_decay = 5e-4  # not applied to the Grassmann bases (as in GCR)
@@ -38,5 +39,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.gcr_momentum_rule = "EUCLIDEAN_BUFFER"  # name of eigenkit.manifolds.MomentumRule
     c.log_every = 100
     c.checkpoint_every = 0
-    c.show_progress = False
+    c.show_progress = True
     return c

@@ -10,25 +10,11 @@ from experiments.s4d.configs import cpu
 
 def get_config():
     c = cpu.get_config()
-    c.description = "S4D-Lin 6 x H=512, N=64, sequential Fashion-MNIST, full data, 200 epochs (paper's image recipe)"
-    c.expected_runtime = "~10 h on one A100-class GPU (not run here)"
-    c.n_train = 60000
-    c.n_test = 10000
-    c.d_model = 512
-    c.d_state = 64
-    c.n_layers = 6
-    c.dropout = 0.1
-    c.norm = "batch"
-    c.prenorm = False
-    c.lr = 1e-2
-    c.ssm_lr = 1e-3
-    c.weight_decay = 5e-2
-    c.c_with_ssm_lr = True
-    c.batch_size = 50
-    c.num_steps = 200 * 60000 // 50
-    c.warmup_steps = c.num_steps // 10
-    c.eval_every = 60000 // 50
-    c.checkpoint_every = 60000 // 50
-    c.baseline = True
-    c.baseline_max_iter = 1000
+    steps_per_epoch = 60000 // 50
+    c.update(dict(description="S4D-Lin 6 x H=512, N=64, sequential Fashion-MNIST, full data, 200 epochs (paper's "
+                              "image recipe)", expected_runtime="~10 h on one A100-class GPU (not run here)"))
+    c.update(dict(n_train=60000, n_test=10000, d_model=512, d_state=64, n_layers=6, dropout=0.1, norm="batch",
+                  prenorm=False, learning_rate=1e-2, ssm_lr=1e-3, weight_decay=5e-2, c_with_ssm_lr=True))
+    c.update(dict(batch_size=50, num_steps=200 * steps_per_epoch, warmup_steps=200 * steps_per_epoch // 10,
+                  eval_every=steps_per_epoch, checkpoint_every=steps_per_epoch, baseline=True, baseline_max_iter=1000))
     return c

@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     # optimisation (official: Adam lr 1e-3, coupled L2 3e-6, warm-up 100, batch 128, L1 loss)
     c.batch_size = 64
     c.eval_batch_size = 128
-    c.num_epochs = 20
+    c.epochs = 20
     c.learning_rate = 1e-3
     c.weight_decay = 3e-6
     c.warmup_steps = 50
@@ -47,5 +47,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_every = 155        # ~5 epochs
     c.checkpoint_every = 0
     c.log_every = 100
-    c.show_progress = False
+    c.show_progress = True
     return c
