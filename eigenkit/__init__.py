@@ -1,6 +1,6 @@
 """eigenkit: spectral methods from recent papers as pure JAX functions and Flax NNX modules.
 
-Floors (imports only go down; see ARCHITECTURE.md):
+Floors (imports only go down; see eigenkit/ARCHITECTURE.md):
 
 * ``eigenkit.linalg``, ``eigenkit.graph``, ``eigenkit.ssm``, ``eigenkit.manifolds`` — pure spectral primitives;
 * ``eigenkit.nn`` — generic Flax NNX blocks;

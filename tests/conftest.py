@@ -1,4 +1,4 @@
-"""Test-wide settings (ARCHITECTURE.md rules 4, 7, 8).
+"""Test-wide settings (eigenkit/ARCHITECTURE.md rules 4, 7, 8).
 
 * 8 fake CPU devices, so sharding tests run on a real ``(8,)`` mesh without hardware;
   must be set before JAX initialises its backends, hence at import time here.

@@ -65,3 +65,22 @@ def test_train_tests_and_benchmarks_stay_in_their_lane():
             if parts[0] == "experiments" and private and not any(m.startswith(a) for a in allowed):
                 bad.append((str(f.relative_to(ROOT)), m))
     assert not bad, bad
+
+
+def test_benchmark_helper(tmp_path):
+    """The shared benchmark helper: times, machine info (cores, load) and JSON output."""
+    import json
+
+    from experiments.benchmarks import _common
+
+    calls = []
+    times = _common.call_times(lambda: calls.append(1), 3)
+    assert len(times) == 3 and len(calls) == 3 and all(t >= 0 for t in times)
+    first, med = _common.first_and_median(lambda: None, 2)
+    assert first >= 0 and med >= 0
+    with pytest.raises(ValueError, match="repeats"):
+        _common.call_times(lambda: None, 0)
+    _common.write_result({"x": 1}, tmp_path / "a" / "r.json")
+    data = json.loads((tmp_path / "a" / "r.json").read_text())
+    machine = data["machine_at_write"]
+    assert data["x"] == 1 and machine["cpu_count"] >= 1 and len(machine["loadavg"]) == 3

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import jraph
 from flax import nnx
 
+from eigenkit.graph import node_graph_index
 from eigenkit.nn._mlp import MLP, torch_linear_init
 
 __all__ = [
@@ -54,10 +55,10 @@ class Pooling(enum.Enum):
 
 
 def graph_index(graphs: jraph.GraphsTuple) -> jax.Array:
-    """Graph id of every node, int32 ``[Ntot]`` (static length, jit-safe)."""
-    n_total = jax.tree_util.tree_leaves(graphs.nodes)[0].shape[0]
-    g = graphs.n_node.shape[0]
-    return jnp.repeat(jnp.arange(g, dtype=jnp.int32), graphs.n_node, total_repeat_length=n_total)
+    """Graph id of every node, int32 ``[Ntot]`` (static length, jit-safe): the one graph-index helper,
+    :func:`eigenkit.graph.node_graph_index` (nodes beyond ``sum(n_node)`` get the out-of-range id ``G``, which the
+    segment sums of :func:`pool_nodes` drop)."""
+    return node_graph_index(graphs)
 
 
 def pool_nodes(

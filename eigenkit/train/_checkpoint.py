@@ -1,4 +1,5 @@
-"""Orbax checkpoints under ``<workdir>/checkpoints`` with the run's config beside them (ARCHITECTURE.md rule 11).
+"""Orbax checkpoints under ``<workdir>/checkpoints`` with the run's config beside them
+(eigenkit/ARCHITECTURE.md rule 11).
 
 * Saves are atomic: Orbax writes into a temporary directory and renames it when complete, so a kill during a save
   leaves the previous checkpoint as the latest, and the unfinished one is ignored.

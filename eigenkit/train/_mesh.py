@@ -1,4 +1,5 @@
-"""Data parallelism with ``jax.jit`` + ``NamedSharding`` over a 1-D ``"data"`` mesh axis (ARCHITECTURE.md rule 8).
+"""Data parallelism with ``jax.jit`` + ``NamedSharding`` over a 1-D ``"data"`` mesh axis
+(eigenkit/ARCHITECTURE.md rule 8).
 
 Parameters are replicated, the global batch is sharded along its leading axis, and XLA inserts the gradient
 all-reduce. The same code runs on one CPU, 8 fake CPU devices, one GPU, or a multi-host TPU slice (call

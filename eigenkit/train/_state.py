@@ -17,7 +17,7 @@ from eigenkit.train._mesh import replicated_sharding
 
 @flax.struct.dataclass
 class TrainState:
-    """Functional NNX training state (ARCHITECTURE.md rule 9: split -> pure jitted step -> merge).
+    """Functional NNX training state (eigenkit/ARCHITECTURE.md rule 9: split -> pure jitted step -> merge).
 
     Attributes:
       step: int32 scalar, number of optimiser updates done.

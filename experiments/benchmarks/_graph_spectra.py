@@ -41,7 +41,7 @@ from eigenkit import graph as eg
 MIN_NODES, MAX_NODES = 10, 40
 
 
-from experiments.benchmarks._common import write_result
+from experiments.benchmarks._common import median_time, write_result
 
 
 def random_molecule_like(rng: np.random.Generator, n_graphs: int) -> list[tuple[int, np.ndarray]]:
@@ -80,13 +80,7 @@ def scipy_spectrum(n: int, edges: np.ndarray) -> np.ndarray:
     return scipy.linalg.eigh(lap, eigvals_only=True)
 
 
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+_median_time = median_time
 
 
 def _split_buckets(graphs, buckets):

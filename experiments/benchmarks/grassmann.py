@@ -25,16 +25,9 @@ import numpy as np
 import optax
 
 from eigenkit import manifolds as mf
-from experiments.benchmarks._common import write_result
+from experiments.benchmarks._common import median_time, write_result
 
-
-def _timeit(fn, repeats: int) -> float:
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+_timeit = median_time
 
 
 def _manual_step(exp_fn, lr: float, mu: float):

@@ -38,17 +38,9 @@ def _peak_mb() -> float:
 
 
 def _timeit(fn, repeats):
-    import numpy as np
+    from experiments.benchmarks._common import first_and_median
 
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return first, float(np.median(ts))
+    return first_and_median(fn, repeats)
 
 
 def worker_jax(args) -> dict:
@@ -222,7 +214,9 @@ def main(argv=None):
     meta = {"H": args.H, "N": args.N, "L": args.L, "batch": args.batch, "threads": args.threads,
             "dtype": "float32", "nproc": os.cpu_count(), "loadavg_at_end": os.getloadavg()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    from experiments.benchmarks._common import write_result
+
+    write_result({"meta": meta, "results": results}, args.out)
     print(json.dumps({r["case"]: {k: v for k, v in r.items() if k.startswith(("speedup", "rss_ratio"))}
                       for r in results}, indent=2))
 

@@ -1,4 +1,5 @@
-"""Spectral-primitive benchmarks (ARCHITECTURE.md rule 14): correctness first, compile and steady state apart.
+"""Spectral-primitive benchmarks (eigenkit/ARCHITECTURE.md rule 14): correctness first, compile and steady state
+apart.
 
     python -m experiments.benchmarks.spectra --out results/bench_spectra.json [--quick] [--repeats 3]
 
@@ -36,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eigenkit import linalg as la
+from experiments.benchmarks._common import write_result
 
 
 def timed(fn, *args, repeats: int, slow_s: float = 5.0):
@@ -163,7 +165,7 @@ def main(argv=None) -> dict:
     result["ratios"] = ratios
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str))
+    write_result(json.loads(json.dumps(result, default=str)), out)
     print(json.dumps({"ratios": ratios, "checks": {k: v.get("check") for k, v in result["sections"].items()}},
                      indent=2, default=str))
     return result

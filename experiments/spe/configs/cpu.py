@@ -1,4 +1,4 @@
-"""cpu preset: none / LapPE / SPE, 3 seeds each, all 9 runs within ~8 min on 2 unloaded CPU cores.
+"""cpu preset: none / LapPE / SPE, 3 seeds each, all 9 runs in ~4-5 min on 2 CPU cores.
 
 Smaller than the official ZINC setup (10k graphs, 1000 epochs, width 128, ρ 8 layers, 16 φ nets, 37 PE dims):
 2,000 training molecules, 20 epochs, GINE width 64 (3 layers), SPE with 8 φ nets, ρ 2 layers of width 32, 16 PE dims,
@@ -13,7 +13,7 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.description = "GINE + {none, LapPE, SPE} on MOSES penalised logP (2k/500/500), 3 seeds, test MAE at best val"
-    c.expected_runtime = "~8 min on 2 CPU cores"
+    c.expected_runtime = "~4-5 min on 2 CPU cores (248 s measured)"
     # data
     c.n_train, c.n_val, c.n_test = 2000, 500, 500
     c.data_seed = 0
