@@ -9,7 +9,10 @@ Pure functions, ``jit``/``vmap``-able with static sizes (``max_nodes``, ``k``: P
   default, directed input symmetrised).
 * ``laplacian`` with ``LaplacianKind`` (``COMBINATORIAL``, ``SYM_NORM``, ``RANDOM_WALK``).
 * ``laplacian_eigs`` / ``dense_laplacian_eigs``: k smallest eigenpairs per graph in one batched ``eigh``; padded
-  pairs sort last and are zeroed and masked (``LaplacianSpectrum``).
+  pairs sort last and are zeroed and masked (``LaplacianSpectrum``). Eigenvector gradients are exact on simple
+  spectra and NaN on repeated eigenvalues.
+* ``laplacian_spectral_tensor`` / ``dense_laplacian_spectral_tensor``: ``V diag(φ(λ)) Vᵀ`` (SPE's tensor) with
+  gradients w.r.t. edge weights that are exact on any spectrum.
 """
 
 from eigenkit.graph._adjacency import dense_adjacency
@@ -22,16 +25,24 @@ from eigenkit.graph._batching import (
     to_padded,
 )
 from eigenkit.graph._laplacian import LaplacianKind, laplacian
-from eigenkit.graph._spectrum import LaplacianSpectrum, dense_laplacian_eigs, laplacian_eigs
+from eigenkit.graph._spectrum import (
+    LaplacianSpectrum,
+    dense_laplacian_eigs,
+    dense_laplacian_spectral_tensor,
+    laplacian_eigs,
+    laplacian_spectral_tensor,
+)
 
 __all__ = [
     "LaplacianKind",
     "LaplacianSpectrum",
     "dense_adjacency",
     "dense_laplacian_eigs",
+    "dense_laplacian_spectral_tensor",
     "from_padded",
     "laplacian",
     "laplacian_eigs",
+    "laplacian_spectral_tensor",
     "node_graph_index",
     "node_position",
     "pad_graphs_to",

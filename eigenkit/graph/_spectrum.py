@@ -10,6 +10,7 @@ import jraph
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
+from eigenkit import linalg as _la
 from eigenkit._validate import check_finite, check_rank_arg, check_square
 from eigenkit.graph._adjacency import dense_adjacency
 from eigenkit.graph._batching import _is_concrete
@@ -22,7 +23,13 @@ from eigenkit.graph._laplacian import (
     laplacian,
 )
 
-__all__ = ["LaplacianSpectrum", "dense_laplacian_eigs", "laplacian_eigs"]
+__all__ = [
+    "LaplacianSpectrum",
+    "dense_laplacian_eigs",
+    "dense_laplacian_spectral_tensor",
+    "laplacian_eigs",
+    "laplacian_spectral_tensor",
+]
 
 
 class LaplacianSpectrum(NamedTuple):
@@ -58,6 +65,50 @@ def _check_symmetric(adj) -> None:
         )
 
 
+def _check_dense(adj, mask, k, kind):
+    adj = check_square(adj, "adj", kind="floating")
+    mask = _check_mask(mask, adj)
+    kind = _check_kind(kind)
+    n = adj.shape[-1]
+    k = n if k is None else check_rank_arg(k, "k", upper=n, upper_name="max_nodes")
+    check_finite(adj, "adj")
+    _check_symmetric(adj)
+    _check_nonnegative(adj)
+    return adj, mask, kind, k
+
+
+def _check_nonnegative(adj) -> None:
+    """Eager check: negative edge weights make the normalised Laplacians NaN (negative degrees) or indefinite."""
+    if not _is_concrete(adj):
+        return
+    a = np.asarray(adj)
+    if a.size and np.min(a) < 0:
+        raise ValueError(f"adj must have non-negative edge weights, got a minimum of {float(np.min(a)):g}")
+
+
+def _eig_mask(mask, k):
+    n_real = jnp.sum(mask, axis=-1, dtype=jnp.int32)
+    return jnp.arange(k, dtype=jnp.int32) < n_real[..., None]
+
+
+def _padded_laplacian(adj, mask, kind, pad_value, isolated_value):
+    """``L̃ = L + diag((1 − m) ∘ (c + j/n))``: real block first in ``eigh``'s ascending order, padded pairs last."""
+    dt = adj.dtype
+    n = adj.shape[-1]
+    sym_kind = LaplacianKind.SYM_NORM if kind is LaplacianKind.RANDOM_WALK else kind
+    lap = laplacian(adj, mask, sym_kind, isolated_value=isolated_value)
+    m = mask.astype(dt)
+    if pad_value is None:
+        bound = jnp.max(jnp.sum(jnp.abs(lap), axis=-1), axis=-1, initial=0.0)
+        pad = jax.lax.stop_gradient(bound + 1.0)[..., None]
+    else:
+        pad = jnp.asarray(pad_value, dt)
+    # Padded diagonal c + j/n (j = node slot): distinct, so padded pairs never tie with each other (a tie would make
+    # the eigenvector derivative NaN), all exceed the real spectrum, and all stay below c + 1 so that the relative
+    # degeneracy threshold eps_rel · max|λ| is set by the real spectrum, not by the padding.
+    return lap + _diag_embed((1.0 - m) * (pad + jnp.arange(n, dtype=dt) / n))
+
+
 def dense_laplacian_eigs(
     adj: Float[Array, "... n n"],
     mask: Bool[Array, "... n"],
@@ -71,7 +122,7 @@ def dense_laplacian_eigs(
 
     With ``n_g = sum(mask)`` real nodes, ``L = laplacian(adj, mask, kind)`` has zero rows/columns for padded
     nodes. To sort the padded part last, the padded diagonal is set to values larger than every real
-    eigenvalue, ``L̃ = L + diag((1 − m) ∘ (c + [0, 1, …, n−1]))``; ``L̃`` is block diagonal (real block ``L_real``
+    eigenvalue, ``L̃ = L + diag((1 − m) ∘ (c + [0, 1, …, n−1]/n))``; ``L̃`` is block diagonal (real block ``L_real``
     ⊕ a diagonal of distinct values ``>= c``), so ``eigh(L̃)`` returns the ``n_g`` eigenpairs of ``L_real`` first,
     in ascending order, then the padded ones (distinct padded values keep eigenvector gradients finite when the
     real spectrum is simple). The pairs ``j >= n_g`` are then zeroed and masked, and padded rows of the
@@ -86,11 +137,16 @@ def dense_laplacian_eigs(
     * ``RANDOM_WALK``: eigenvalues are those of ``SYM_NORM``; eigenvectors are the right eigenvectors
       ``D^{-1/2} u`` of ``I − D^{-1} A`` (``D^{-1/2}_ii := 1`` for isolated nodes), rescaled to unit Euclidean
       norm — they are ``D``-orthogonal, not orthonormal.
-    * Gradients (w.r.t. ``adj``) come from ``jnp.linalg.eigh``: eigenvalue gradients are always finite;
-      eigenvector gradients are finite when the real spectrum is simple but inf/NaN (in *all* entries, jax#4646)
-      as soon as a real eigenvalue repeats (e.g. cycles, complete graphs, hypercubes, two or more isolated
-      nodes or components). Use the values for preprocessing (as SPE does: no gradient flows into λ, V), or
-      ``eigenkit.linalg``'s safe-gradient ``eigh`` / projectors for differentiable spectra.
+    * Gradients w.r.t. ``adj`` (and hence edge weights): eigenvalue gradients are always finite and exact.
+      Eigenvector gradients use :attr:`eigenkit.linalg.EighGrad.STRICT`: exact when the graph's real spectrum
+      is simple, and **NaN in every entry of that graph's gradient** as soon as a real eigenvalue repeats
+      (within ``sqrt(eps)·max|λ|``; e.g. cycles, complete graphs, hypercubes, two or more isolated nodes or
+      components), even for a basis-invariant loss — eigenvectors of a repeated eigenvalue have no derivative,
+      and NaN says so instead of a finite wrong number (before, such graphs gave finite gradients 15–24% off, or
+      NaN, depending on rounding and batching). Other graphs of the batch are unaffected. For basis-invariant
+      quantities ``V diag(φ(λ)) Vᵀ`` (SPE's tensor, projectors, heat kernels) use
+      :func:`dense_laplacian_spectral_tensor` / :func:`laplacian_spectral_tensor`, whose gradients are exact on
+      any spectrum.
     * NaN/Inf in ``adj``: a clear ``ValueError`` when called eagerly; under ``jit`` they propagate to the output.
 
     Args:
@@ -112,29 +168,16 @@ def dense_laplacian_eigs(
       >>> spec.eigvals.round(6).tolist(), spec.eig_mask.tolist()
       ([0.0, 2.0, 0.0], [True, True, False])
     """
-    adj = check_square(adj, "adj", kind="floating")
-    mask = _check_mask(mask, adj)
-    kind = _check_kind(kind)
-    n = adj.shape[-1]
-    k = n if k is None else check_rank_arg(k, "k", upper=n, upper_name="max_nodes")
-    check_finite(adj, "adj")
-    _check_symmetric(adj)
+    adj, mask, kind, k = _check_dense(adj, mask, k, kind)
     dt = adj.dtype
-    sym_kind = LaplacianKind.SYM_NORM if kind is LaplacianKind.RANDOM_WALK else kind
-    lap = laplacian(adj, mask, sym_kind, isolated_value=isolated_value)
+    n = adj.shape[-1]
     m = mask.astype(dt)
-    if pad_value is None:
-        bound = jnp.max(jnp.sum(jnp.abs(lap), axis=-1), axis=-1, initial=0.0)
-        pad = jax.lax.stop_gradient(bound + 1.0)[..., None]
-    else:
-        pad = jnp.asarray(pad_value, dt)
-    # Padded diagonal c + j (j = node slot): distinct, so padded pairs never tie with each other (a tie would make
-    # eigh's eigenvector derivative inf/NaN everywhere, jax#4646) and all exceed the real spectrum.
-    lap_padded = lap + _diag_embed((1.0 - m) * (pad + jnp.arange(n, dtype=dt)))
-    evals, evecs = jnp.linalg.eigh(lap_padded)
+    lap_padded = _padded_laplacian(adj, mask, kind, pad_value, isolated_value)
+    # STRICT: the exact eigenvector derivative where the real spectrum is simple, NaN (in every entry of that
+    # graph's gradient) when a real eigenvalue repeats — never a finite, rounding-dependent wrong number.
+    evals, evecs = _la.eigh(lap_padded, grad_rule=_la.EighGrad.STRICT)
     evals, evecs = evals[..., :k], evecs[..., :, :k]
-    n_real = jnp.sum(mask, axis=-1, dtype=jnp.int32)
-    eig_mask = jnp.arange(k, dtype=jnp.int32) < n_real[..., None]
+    eig_mask = _eig_mask(mask, k)
     em = eig_mask.astype(dt)
     evals = evals * em
     evecs = evecs * m[..., :, None] * em[..., None, :]
@@ -215,3 +258,132 @@ def laplacian_eigs(
         dtype=dtype,
     )
     return dense_laplacian_eigs(adj, mask, k, kind, pad_value=pad_value, isolated_value=isolated_value)
+
+
+def _wrap_phi(phi, k, eig_mask):
+    """φ on the ``k`` smallest (masked) eigenvalues → values for all ``n`` eigenvalues of ``L̃`` (zeros beyond)."""
+    def full(lam):
+        em = eig_mask.astype(lam.dtype)
+        z = phi(lam[..., :k] * em, eig_mask)
+        z = jnp.asarray(z)
+        if z.ndim not in (lam.ndim, lam.ndim + 1) or z.shape[lam.ndim - 1] != k:
+            raise ValueError(f"phi(eigvals, eig_mask) must return shape (..., k) or (..., k, m) with k = {k}, "
+                             f"got {tuple(z.shape)}")
+        z = z * (em if z.ndim == lam.ndim else em[..., None])
+        pad = [(0, 0)] * z.ndim
+        pad[lam.ndim - 1] = (0, lam.shape[-1] - k)
+        return jnp.pad(z, pad)
+
+    return full
+
+
+def dense_laplacian_spectral_tensor(
+    adj: Float[Array, "... n n"],
+    mask: Bool[Array, "... n"],
+    phi,
+    k: int | None = None,
+    kind: LaplacianKind = LaplacianKind.SYM_NORM,
+    *,
+    derivative=None,
+    pad_value: float | None = None,
+    isolated_value: float = 1.0,
+) -> Float[Array, "... n n m"]:
+    """``W[..., :, :, ℓ] = Σ_{j < min(n_g, k)} φ_ℓ(λ_j) v_j v_jᵀ`` of padded dense graphs, with exact gradients.
+
+    The basis-invariant tensor of SPE (Huang et al. 2024, eq. 2) built from the same ``k`` smallest Laplacian
+    eigenpairs as :func:`dense_laplacian_eigs` (``W = V diag(φ(λ)) Vᵀ`` with ``spec.eigvecs`` / ``spec.eigvals``),
+    but differentiated by divided differences (:func:`eigenkit.linalg.spectral_tensor`), so gradients w.r.t.
+    ``adj`` / edge weights are exact on **any** spectrum — cycles, complete graphs, hypercubes, rings in
+    molecules — where eigenvector gradients are NaN. Requires a gap between eigenpairs ``k − 1`` and ``k`` when
+    ``k < n_g`` (otherwise ``W`` itself is not differentiable).
+
+    Args:
+      adj: ``[..., n, n]`` symmetric non-negative adjacency (zero-padded).
+      mask: ``bool[..., n]`` real-node mask.
+      phi: callable ``phi(eigvals [..., k], eig_mask bool[..., k]) -> [..., k]`` or ``[..., k, m]``, permutation
+        equivariant over the eigenvalue axis (elementwise functions and MLPs, also with batch statistics); it sees
+        eigenvalues with entries ``j >= n_g`` set to 0, and its outputs there are zeroed.
+      k: static number of eigenpairs (default ``n``).
+      kind: ``SYM_NORM`` or ``COMBINATORIAL`` (``RANDOM_WALK`` eigenvectors are not orthonormal: not supported).
+      derivative: optional side-effect-free copy of ``phi`` (same signature) used for the within-eigenspace
+        derivative, e.g. when ``phi`` updates BatchNorm statistics.
+      pad_value, isolated_value: see :func:`dense_laplacian_eigs`.
+
+    Returns:
+      ``[..., n, n, m]`` (or ``[..., n, n]`` when φ returns ``[..., k]``); rows/columns of padded nodes are 0.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.graph import dense_laplacian_spectral_tensor
+      >>> ring = jnp.roll(jnp.eye(6), 1, axis=1) + jnp.roll(jnp.eye(6), -1, axis=1)  # C6: repeated eigenvalues
+      >>> f = lambda w: jnp.sum(dense_laplacian_spectral_tensor(w * ring, jnp.ones(6, bool),
+      ...                                                     lambda lam, m: jnp.exp(-lam)) ** 2)
+      >>> g = jax.grad(f)(jnp.ones((6, 6)))
+      >>> bool(jnp.all(jnp.isfinite(g)))
+      True
+    """
+    adj, mask, kind, k = _check_dense(adj, mask, k, kind)
+    if kind is LaplacianKind.RANDOM_WALK:
+        raise ValueError("dense_laplacian_spectral_tensor needs a symmetric Laplacian (SYM_NORM or COMBINATORIAL); "
+                         "RANDOM_WALK eigenvectors are not orthonormal")
+    if not callable(phi):
+        raise TypeError(f"phi must be a callable phi(eigvals, eig_mask), got {type(phi).__name__}")
+    if derivative is not None and not callable(derivative):
+        raise TypeError(f"derivative must be a callable like phi, got {type(derivative).__name__}")
+    lap_padded = _padded_laplacian(adj, mask, kind, pad_value, isolated_value)
+    eig_mask = _eig_mask(mask, k)
+    full_phi = _wrap_phi(phi, k, eig_mask)
+    full_derivative = None if derivative is None else _wrap_phi(derivative, k, eig_mask)
+    return _la.spectral_tensor(lap_padded, full_phi, derivative=full_derivative)
+
+
+def laplacian_spectral_tensor(
+    graphs: jraph.GraphsTuple,
+    max_nodes: int,
+    phi,
+    k: int | None = None,
+    kind: LaplacianKind = LaplacianKind.SYM_NORM,
+    *,
+    derivative=None,
+    pad_value: float | None = None,
+    edge_weight=None,
+    symmetrize: bool = True,
+    keep_self_loops: bool = False,
+    isolated_value: float = 1.0,
+    graph_mask=None,
+    dtype=None,
+) -> Float[Array, "G max_nodes max_nodes m"]:
+    """:func:`dense_laplacian_spectral_tensor` of every graph of a ``jraph.GraphsTuple`` batch (see
+    :func:`laplacian_eigs` for the adjacency options). Differentiate w.r.t. ``edge_weight`` through this rather
+    than through ``laplacian_eigs(...).eigvecs`` (NaN on repeated eigenvalues).
+
+    Args:
+      graphs, max_nodes, k, kind, pad_value, edge_weight, symmetrize, keep_self_loops, isolated_value, graph_mask,
+        dtype: as :func:`laplacian_eigs`.
+      phi, derivative: as :func:`dense_laplacian_spectral_tensor`.
+
+    Returns:
+      ``[G, max_nodes, max_nodes, m]`` (or ``[G, max_nodes, max_nodes]``).
+
+    Example:
+      >>> import jraph, jax, jax.numpy as jnp
+      >>> from eigenkit.graph import laplacian_spectral_tensor
+      >>> ring = jraph.GraphsTuple(nodes=jnp.zeros((4, 1)), edges=None, senders=jnp.array([0, 1, 2, 3]),
+      ...     receivers=jnp.array([1, 2, 3, 0]), n_node=jnp.array([4]), n_edge=jnp.array([4]), globals=None)
+      >>> w = laplacian_spectral_tensor(ring, 5, lambda lam, m: jnp.ones_like(lam))  # φ = 1: projector V Vᵀ
+      >>> w.shape, jnp.round(jnp.trace(w[0]), 4).item()
+      ((1, 5, 5), 4.0)
+    """
+    if k is not None:
+        check_rank_arg(k, "k", upper=max_nodes, upper_name="max_nodes")
+    adj, mask = dense_adjacency(
+        graphs,
+        max_nodes,
+        edge_weight=edge_weight,
+        symmetrize=symmetrize,
+        keep_self_loops=keep_self_loops,
+        graph_mask=graph_mask,
+        dtype=dtype,
+    )
+    return dense_laplacian_spectral_tensor(adj, mask, phi, k, kind, derivative=derivative, pad_value=pad_value,
+                                           isolated_value=isolated_value)

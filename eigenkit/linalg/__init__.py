@@ -30,7 +30,15 @@ Random-matrix theory (``_rmt.py``)
 
 from eigenkit.linalg._angles import principal_angles
 from eigenkit.linalg._coding_rate import coding_rate, compressed_coding_rate, logdet_psd
-from eigenkit.linalg._eigh import EighGrad, Which, eigh, eigh_projector, spectral_function, topk_eigh
+from eigenkit.linalg._eigh import (
+    EighGrad,
+    Which,
+    eigh,
+    eigh_projector,
+    spectral_function,
+    spectral_tensor,
+    topk_eigh,
+)
 from eigenkit.linalg._matfree import jacobian_topk_svd, matfree_svd
 from eigenkit.linalg._pca import PCAMethod, PCAState, pca_fit, pca_inverse_transform, pca_transform
 from eigenkit.linalg._rmt import (
@@ -79,6 +87,7 @@ __all__ = [
     "randomized_svd",
     "sinkhorn_log",
     "spectral_function",
+    "spectral_tensor",
     "spiked_eigenvalue_limit",
     "subspace_iteration",
     "sym_inv_sqrt",

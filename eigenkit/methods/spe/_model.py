@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from eigenkit import graph as eg
 from eigenkit.methods.spe._batch import GraphBatch, dense_adjacency_of_batch
 from eigenkit.methods.spe._tensor import basis_invariant_tensor, random_sign_flip
 from eigenkit.nn import MLP, DenseGINLayer, GINEGraphRegressor, MaskedBatchNorm, Pooling
@@ -164,11 +165,57 @@ class SPE(nnx.Module):
         z = self.phi(eigvals, bn_mask) * eig_mask[..., None].astype(eigvals.dtype)
         return basis_invariant_tensor(eigvecs, z)
 
+    def spectral_tensor_from_adjacency(self, adj, node_mask, d: int):
+        """``W[B, N, N, m]`` computed from the graph itself, with **exact gradients w.r.t. ``adj``** (edge weights).
+
+        Same value as :meth:`spectral_tensor` on ``eigenkit.graph.dense_laplacian_eigs(adj, node_mask, d)`` (the
+        ``d`` smallest pairs of the symmetric normalised Laplacian, as the official preprocessing), but
+        differentiated by divided differences (:func:`eigenkit.graph.dense_laplacian_spectral_tensor`), so the
+        gradient is exact on symmetric graphs with repeated eigenvalues (rings, cliques, hypercubes), where
+        gradients through precomputed eigenvectors are NaN. φ's parameters get their usual gradients; in train mode
+        φ's BatchNorm statistics are computed and updated exactly as in :meth:`spectral_tensor`.
+        """
+        masked = self.bn_mode is BatchNormMode.MASKED
+        graphdef, state = nnx.split(self.phi)
+
+        def phi(lam, eig_mask):
+            return self.phi(lam, eig_mask if masked else None)
+
+        def phi_pure(lam, eig_mask):  # side-effect-free copy for the within-eigenspace derivative
+            return nnx.merge(graphdef, state, copy=True)(lam, eig_mask if masked else None)
+
+        return eg.dense_laplacian_spectral_tensor(adj, node_mask, phi, d, derivative=phi_pure)
+
+    def from_adjacency(self, adj: jax.Array, node_mask: jax.Array, d: int) -> jax.Array:
+        """``PE[B, N, pe_dims]`` from ``adj[B, N, N]`` (weighted, symmetric) and ``node_mask[B, N]``, computing the
+        spectrum inside — the gradient path to use when differentiating the PE w.r.t. the graph (edge weights).
+
+        Equals ``self(*dense_laplacian_eigs(adj, node_mask, d)[:1], ...)`` in value (see
+        :meth:`spectral_tensor_from_adjacency`); gradients w.r.t. ``adj`` are exact on any spectrum.
+
+        Example:
+          >>> import jax, jax.numpy as jnp
+          >>> from flax import nnx
+          >>> from eigenkit.methods.spe import SPE
+          >>> spe = SPE(n_phi=2, pe_dims=3, rho_layers=1, rho_hidden=8, rngs=nnx.Rngs(0))
+          >>> spe.eval()
+          >>> ring = jnp.roll(jnp.eye(6), 1, axis=1) + jnp.roll(jnp.eye(6), -1, axis=1)  # benzene-like ring
+          >>> f = lambda w: jnp.sum(spe.from_adjacency((w * ring)[None], jnp.ones((1, 6), bool), 6))
+          >>> bool(jnp.all(jnp.isfinite(jax.grad(f)(jnp.ones((6, 6))))))
+          True
+        """
+        x = self.spectral_tensor_from_adjacency(adj, node_mask, d)
+        return self._rho(x, node_mask, adj)
+
     def __call__(self, eigvals: jax.Array, eigvecs: jax.Array, eig_mask: jax.Array, node_mask: jax.Array,
                  adj: jax.Array) -> jax.Array:
         """``eigvals[B, d]``, ``eigvecs[B, N, d]``, ``eig_mask[B, d]``, ``node_mask[B, N]``, ``adj[B, N, N]``
-        → ``PE[B, N, pe_dims]``."""
+        → ``PE[B, N, pe_dims]``. To differentiate w.r.t. the graph, use :meth:`from_adjacency` instead
+        (gradients through precomputed eigenvectors are NaN on repeated eigenvalues)."""
         x = self.spectral_tensor(eigvals, eigvecs, eig_mask)
+        return self._rho(x, node_mask, adj)
+
+    def _rho(self, x, node_mask, adj):
         rows = node_mask[:, :, None]
         if self.bn_mode is BatchNormMode.MASKED:
             bn_mask = rows & node_mask[:, None, :]
