@@ -38,6 +38,10 @@ class SmallCNN(nnx.Module):
         optimiser).
       final_relu: apply ReLU to the output features (ResNet-like non-negative features); False gives a linear
         output layer.
+      final_batch_norm: BatchNorm on the last hidden layer, between ``Linear`` and the final ReLU — the shape of a
+        ResNet's last block (BN before its last ReLU). It keeps the feature norm at O(√features) from the first
+        step, which normalised-feature heads (GCR, cosine classifiers) need: their backbone gradient scales as
+        ``γ / ‖f‖``, and an unnormalised small backbone blows up in the first steps without it.
       dtype: parameter dtype.
       rngs: ``nnx.Rngs`` (``params`` stream).
 
@@ -58,6 +62,7 @@ class SmallCNN(nnx.Module):
         features: int = 64,
         batch_norm: bool = False,
         final_relu: bool = True,
+        final_batch_norm: bool = False,
         dtype: Any = jnp.float32,
         rngs: nnx.Rngs,
     ):
@@ -74,6 +79,8 @@ class SmallCNN(nnx.Module):
         self.convs = nnx.List(convs)
         self.norms = nnx.List(norms) if batch_norm else None
         self.fc = nnx.Linear(cin * h * w, int(features), dtype=dtype, param_dtype=dtype, rngs=rngs)
+        self.fc_norm = (nnx.BatchNorm(int(features), dtype=dtype, param_dtype=dtype, rngs=rngs)
+                        if final_batch_norm else None)
         self.features = int(features)
         self.final_relu = bool(final_relu)
 
@@ -88,6 +95,8 @@ class SmallCNN(nnx.Module):
             x = _avg_pool_2x2(x)
         x = x.reshape((x.shape[0], -1))
         x = self.fc(x)
+        if self.fc_norm is not None:
+            x = self.fc_norm(x)
         if self.final_relu:
             x = jax.nn.relu(x)
         return x.reshape((*lead, self.features))

@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.backbone = "resnet50d"
     c.features = 2048
     c.final_relu = True  # ResNet pooled features are post-ReLU
+    c.final_batch_norm = False  # the ResNet's own last block has BN before its last ReLU
     c.image_size = 224  # RandomResizedCrop(224) + horizontal flip; test: resize 256, center crop 224
     c.batch_size = 256  # 8 GPUs x 32
     c.epochs = 100
@@ -28,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.schedule = "cosine_by_epoch"  # CosineAnnealing T_max = 100, stepped per epoch (piecewise constant)
     c.weight_decay = 1e-4  # non-geometric params only
     c.momentum = 0.9
+    c.warmup_epochs = 0.0  # the plain resnet50d cosine recipe has no warm-up (the RSB/DeiT3/Swin recipes do)
     c.gcr_lr_factor = 1.0
     c.gcr_gamma = 25.0
     c.gcr_reorth_every = 5
