@@ -15,7 +15,13 @@ import numpy as np
 
 
 def _shape_str(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
+    """``(6,)``, ``(10, *)``, ``(n, n)``: Python tuple style, ``*`` for an unconstrained size."""
+    parts = ["*" if s is None else str(s) for s in shape]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def check_array(
@@ -56,7 +62,7 @@ def check_array(
     if shape is not None:
         want = tuple(shape)
         if len(shp) < len(want):
-            raise ValueError(f"{name} must have shape (..., {', '.join(map(str, want))}), got {_shape_str(shp)}")
+            raise ValueError(f"{name} must have shape (..., {_shape_str(want)[1:]}, got {_shape_str(shp)}")
         tail = shp[len(shp) - len(want):]
         named: dict[str, int] = {}
         for got, exp in zip(tail, want):
@@ -80,7 +86,7 @@ def check_array(
             "bool": dt == jnp.bool_,
         }[kind]
         if not ok:
-            raise TypeError(f"{name} must have a {kind} dtype, got {dt}")
+            raise TypeError(f"{name} must have {_article(kind)} {kind} dtype, got {dt}")
     return jnp.asarray(x)
 
 
@@ -110,3 +116,42 @@ def check_finite(x, name: str) -> None:
     if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} NaN/Inf value(s)")
+
+
+def _concrete_value(x):
+    """``np.ndarray`` of a concrete (non-traced) value, or None under ``jit``/``grad`` tracing."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x)
+    except Exception:  # noqa: BLE001 - e.g. abstract values
+        return None
+
+
+def check_positive(x, name: str, *, allow_zero: bool = False) -> None:
+    """Eager check that a concrete scalar/array ``x`` is ``> 0`` (``>= 0`` with ``allow_zero``); no-op on tracers."""
+    v = _concrete_value(x)
+    if v is None or v.size == 0 or not np.issubdtype(v.dtype, np.number):
+        return
+    bad = np.any(v < 0) if allow_zero else np.any(v <= 0)
+    if bad or np.any(np.isnan(v)):
+        shown = v.item() if v.size == 1 else f"min {np.nanmin(v):g}"
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {shown}")
+
+
+def check_nonempty(x, name: str) -> None:
+    """``x`` (an array) has no zero-length axis (shapes are static, so this also works under ``jit``)."""
+    if 0 in tuple(x.shape):
+        raise ValueError(f"{name} must be non-empty, got shape {_shape_str(x.shape)}")
+
+
+def check_key(key, name: str = "key") -> jax.Array:
+    """A PRNG key made by ``jax.random.key`` (typed) or the legacy ``jax.random.PRNGKey`` (``uint32[2]``)."""
+    if isinstance(key, jax.Array | jax.core.Tracer):
+        dt = key.dtype
+        if jnp.issubdtype(dt, jax.dtypes.prng_key):
+            return key
+        if dt == jnp.uint32 and tuple(key.shape)[-1:] == (2,):
+            return key
+    raise TypeError(f"{name} must be a PRNG key made by jax.random.key(seed), got {type(key).__name__}"
+                    + (f" of dtype {key.dtype}" if hasattr(key, "dtype") else f" {key!r}"))

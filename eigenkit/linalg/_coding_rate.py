@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from eigenkit._validate import check_array, check_square
+from eigenkit._validate import check_array, check_nonempty, check_positive, check_square
 
 __all__ = ["coding_rate", "compressed_coding_rate", "logdet_psd"]
 
@@ -42,8 +42,7 @@ def logdet_psd(a):
 
 
 def _check_eps(eps):
-    if isinstance(eps, int | float) and not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}")
+    check_positive(eps, "eps")
 
 
 def coding_rate(z, eps: float):
@@ -64,6 +63,7 @@ def coding_rate(z, eps: float):
       True
     """
     z = check_array(z, "z", ndim=2, kind="floating")
+    check_nonempty(z, "z")
     _check_eps(eps)
     n, d = z.shape
     alpha = d / (n * eps**2)
@@ -100,6 +100,8 @@ def compressed_coding_rate(z, pi, eps: float):
     pi = check_array(pi, "pi", ndim=2, shape=(n, None), kind="floating")
     if pi.dtype != z.dtype:
         raise TypeError(f"pi must have the dtype of z ({z.dtype}), got {pi.dtype}")
+    check_nonempty(z, "z")
+    check_positive(pi, "pi (memberships)", allow_zero=True)
     _check_eps(eps)
     t = jnp.sum(pi, axis=0)  # (K,)
     alpha = d / (jnp.where(t > 0, t, 1) * eps**2)

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eigenkit._validate import check_rank_arg
-from eigenkit.linalg._topk import IterInfo, _block, _default_tol
+from eigenkit._validate import check_key, check_rank_arg
+from eigenkit.linalg._topk import IterInfo, _block, _check_dtype, _check_operator, _default_tol
 
 __all__ = ["jacobian_topk_svd", "matfree_svd"]
 
@@ -79,8 +79,11 @@ def matfree_svd(
     n = check_rank_arg(n, "n", upper=np.iinfo(np.int32).max, upper_name="int32 max")
     k = check_rank_arg(k, "k", upper=n, upper_name="n")
     oversample = check_rank_arg(oversample, "oversample", lower=0, upper=n - k, upper_name="n - k")
-    m = jax.eval_shape(matvec, jax.ShapeDtypeStruct((n,), dtype)).shape[0]
+    dtype = _check_dtype(dtype)
+    key = check_key(key)
+    m = _check_operator(matvec, "matvec", n, "n", dtype, out_name="m")
     k = check_rank_arg(k, "k", upper=m, upper_name="m (output dimension)")
+    _check_operator(rmatvec, "rmatvec", m, "m (matvec's output size)", dtype, n)
     p = min(k + oversample, m)
     tol = _default_tol(dtype) if tol is None else float(tol)
     amul, atmul = _block(matvec), _block(rmatvec)

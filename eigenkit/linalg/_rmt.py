@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eigenkit._validate import check_array, check_rank_arg
+from eigenkit._validate import check_array, check_nonempty, check_positive, check_rank_arg
 
 __all__ = [
     "NoiseEstimator",
@@ -36,14 +36,28 @@ __all__ = [
 _GRID = 2049
 
 
+def _check_mp(ratio, sigma2, *, positive_sigma2=False):
+    """Eager checks (no-ops on tracers): ``γ > 0``; ``σ² >= 0`` (``> 0`` where the formula divides by it)."""
+    check_positive(ratio, "ratio (γ = p/n)")
+    check_positive(sigma2, "sigma2", allow_zero=not positive_sigma2)
+
+
 def mp_edges(ratio, sigma2=1.0):
     """Bulk edges ``(λ₋, λ₊) = σ² (1 ∓ √γ)²`` of the Marchenko–Pastur law.
+
+    Args:
+      ratio: aspect ratio ``γ = p/n > 0`` (scalar or array; concrete non-positive values raise).
+      sigma2: noise variance ``σ² >= 0``.
+
+    Returns:
+      ``(lower, upper)``, each of the broadcast shape of ``ratio`` and ``sigma2``.
 
     Example:
       >>> from eigenkit.linalg import mp_edges
       >>> [float(e) for e in mp_edges(0.25, 1.0)]
       [0.25, 2.25]
     """
+    _check_mp(ratio, sigma2)
     r = jnp.sqrt(jnp.asarray(ratio))
     return sigma2 * (1 - r) ** 2, sigma2 * (1 + r) ** 2
 
@@ -70,6 +84,7 @@ def marchenko_pastur_pdf(x, ratio, sigma2=1.0):
       1.0
     """
     x = check_array(x, "x", kind="floating")
+    _check_mp(ratio, sigma2, positive_sigma2=True)
     lo, hi = mp_edges(ratio, sigma2)
     inside = (x > lo) & (x < hi)
     xs = jnp.where(inside, x, (lo + hi) / 2)
@@ -92,11 +107,20 @@ def _mp_cdf_grid(ratio, dtype):
 def mp_median(ratio, sigma2=1.0, *, dtype=jnp.float32):
     """Median of the (continuous part of the) Marchenko–Pastur law, by quadrature on a 2049-point grid.
 
+    Args:
+      ratio: ``γ = p/n > 0``.
+      sigma2: noise variance ``σ² >= 0``.
+      dtype: floating dtype of the quadrature.
+
+    Returns:
+      scalar median (``σ²`` times the median for ``σ² = 1``).
+
     Example:
       >>> from eigenkit.linalg import mp_median
       >>> round(float(mp_median(1e-6)), 3)  # γ → 0: the law concentrates at σ²
       1.0
     """
+    _check_mp(ratio, sigma2)
     x, cdf = _mp_cdf_grid(jnp.asarray(ratio, dtype), dtype)
     return sigma2 * jnp.interp(jnp.asarray(0.5, dtype), cdf, x)
 
@@ -121,6 +145,7 @@ def estimate_noise_variance(eigvals, n: int, p: int, *, method: NoiseEstimator =
       ``()`` estimate ``σ̂²``.
     """
     eigvals = check_array(eigvals, "eigvals", ndim=1, kind="floating")
+    check_nonempty(eigvals, "eigvals")
     n = check_rank_arg(n, "n", upper=1 << 62, upper_name="2**62")
     p = check_rank_arg(p, "p", upper=1 << 62, upper_name="2**62")
     if not isinstance(method, NoiseEstimator):
@@ -131,13 +156,43 @@ def estimate_noise_variance(eigvals, n: int, p: int, *, method: NoiseEstimator =
 
 
 def bbp_threshold(ratio, sigma2=1.0):
-    """Population-eigenvalue detection threshold ``σ² (1 + √γ)`` (spike strength ``ℓ > σ²√γ``)."""
+    """Population-eigenvalue detection threshold ``σ² (1 + √γ)`` (spike strength ``ℓ > σ²√γ``; Baik, Ben Arous &
+    Péché 2005).
+
+    Args:
+      ratio: ``γ = p/n > 0``.
+      sigma2: noise variance ``σ² >= 0``.
+
+    Returns:
+      the threshold, broadcast shape of the inputs.
+
+    Example:
+      >>> from eigenkit.linalg import bbp_threshold
+      >>> float(bbp_threshold(0.25, 2.0))
+      3.0
+    """
+    _check_mp(ratio, sigma2)
     return sigma2 * (1 + jnp.sqrt(jnp.asarray(ratio)))
 
 
 def spiked_eigenvalue_limit(population, ratio, sigma2=1.0):
     """Limit of the sample eigenvalue of a population spike ``population = σ² + ℓ``:
-    ``(σ²+ℓ)(1 + γσ²/ℓ)`` above the BBP threshold, the bulk edge ``σ²(1+√γ)²`` below it."""
+    ``(σ²+ℓ)(1 + γσ²/ℓ)`` above the BBP threshold, the bulk edge ``σ²(1+√γ)²`` below it (Baik & Silverstein 2006).
+
+    Args:
+      population: population eigenvalue(s) ``σ² + ℓ``.
+      ratio: ``γ = p/n > 0``.
+      sigma2: noise variance ``σ² >= 0``.
+
+    Returns:
+      limiting sample eigenvalue(s), broadcast shape of the inputs.
+
+    Example:
+      >>> from eigenkit.linalg import spiked_eigenvalue_limit
+      >>> [round(float(spiked_eigenvalue_limit(x, 0.25)), 4) for x in (5.0, 1.2)]  # above / below threshold
+      [5.3125, 2.25]
+    """
+    _check_mp(ratio, sigma2)
     ell = population - sigma2
     above = ell > sigma2 * jnp.sqrt(jnp.asarray(ratio))
     safe = jnp.where(above, ell, 1)
@@ -198,8 +253,11 @@ def detect_spikes(
       1
     """
     eigvals = check_array(eigvals, "eigvals", ndim=1, kind="floating")
+    check_nonempty(eigvals, "eigvals")
     n = check_rank_arg(n, "n", upper=1 << 62, upper_name="2**62")
     p = check_rank_arg(p, "p", upper=1 << 62, upper_name="2**62")
+    if sigma2 is not None:
+        check_positive(sigma2, "sigma2")
     r = eigvals.shape[0]
     if max_rank is not None:
         max_rank = check_rank_arg(max_rank, "max_rank", lower=0, upper=r, upper_name="len(eigvals)")

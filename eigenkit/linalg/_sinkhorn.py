@@ -23,7 +23,7 @@ import enum
 import jax
 import jax.numpy as jnp
 
-from eigenkit._validate import check_array, check_rank_arg
+from eigenkit._validate import check_array, check_nonempty, check_positive, check_rank_arg
 
 __all__ = ["SinkhornGrad", "sinkhorn_log"]
 
@@ -54,9 +54,10 @@ def sinkhorn_log(
 
     Args:
       logits: ``(n, m)`` real similarity (larger = more mass); MLC passes ``CᵀC`` (paper) or ``|CᵀC|`` (CPP).
-      eta: entropy weight ``η > 0`` (CPP ``--pieta``: 0.175 on CIFAR-10); smaller = sparser ``π``.
+      eta: entropy weight ``η > 0`` (CPP ``--pieta``: 0.175 on CIFAR-10); smaller = sparser ``π``. A concrete
+        ``eta <= 0`` raises; under ``jit`` a traced ``eta`` is not checked.
       n_iter: static number of half-iterations (each updates ``u`` or ``v``; CPP ``--piiter`` 5).
-      row_marginal: ``(n,)`` positive row sums ``μ`` (default ones).
+      row_marginal: ``(n,)`` positive row sums ``μ`` (default ones; concrete non-positive entries raise).
       col_marginal: ``(m,)`` positive column sums ``ν`` (default ``n/m``); ``Σμ = Σν`` is assumed, not checked.
       grad_mode: :class:`SinkhornGrad`.
 
@@ -73,13 +74,18 @@ def sinkhorn_log(
       True
     """
     logits = check_array(logits, "logits", ndim=2, kind="floating")
+    check_nonempty(logits, "logits")
+    check_positive(eta, "eta")
     n, m = logits.shape
     n_iter = check_rank_arg(n_iter, "n_iter", lower=0, upper=1 << 30, upper_name="2**30")
     if not isinstance(grad_mode, SinkhornGrad):
         raise TypeError(f"grad_mode must be a SinkhornGrad member, got {grad_mode!r}")
     dt = logits.dtype
-    mu = jnp.ones((n,), dt) if row_marginal is None else check_array(row_marginal, "row_marginal", shape=(n,))
-    nu = jnp.full((m,), n / m, dt) if col_marginal is None else check_array(col_marginal, "col_marginal", shape=(m,))
+    mu = jnp.ones((n,), dt) if row_marginal is None else check_array(row_marginal, "row_marginal", shape=(n,), ndim=1)
+    nu = jnp.full((m,), n / m, dt) if col_marginal is None else check_array(col_marginal, "col_marginal", shape=(m,),
+                                                                            ndim=1)
+    check_positive(mu, "row_marginal")
+    check_positive(nu, "col_marginal")
     log_mu, log_nu = jnp.log(mu.astype(dt)), jnp.log(nu.astype(dt))
 
     def kernel(u, v):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from eigenkit._validate import check_array, check_rank_arg
+from eigenkit._validate import check_array, check_key, check_rank_arg
 
 __all__ = ["randomized_svd", "truncated_svd"]
 
@@ -77,6 +77,7 @@ def randomized_svd(m, k: int, *, key: jax.Array, oversample: int = 10, n_iter: i
       True
     """
     m = check_array(m, "m", ndim=2, kind="floating")
+    key = check_key(key)
     rows, cols = m.shape
     k = check_rank_arg(k, "k", upper=min(rows, cols), upper_name="min(M, N)")
     oversample = check_rank_arg(oversample, "oversample", lower=0, upper=1 << 30, upper_name="2**30")

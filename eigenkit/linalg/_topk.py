@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.sparse.linalg import lobpcg_standard
 
-from eigenkit._validate import check_rank_arg
+from eigenkit._validate import check_key, check_rank_arg
 from eigenkit.linalg._eigh import Which, _check_which
 
 __all__ = ["IterInfo", "lobpcg_eigh", "subspace_iteration"]
@@ -45,6 +45,38 @@ def _default_tol(dtype) -> float:
 
 def _block(matvec):
     return jax.vmap(matvec, in_axes=1, out_axes=1)
+
+
+def _check_dtype(dtype) -> jnp.dtype:
+    dt = jnp.dtype(dtype)
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"dtype must be a floating dtype (e.g. jnp.float32), got {dt}")
+    return dt
+
+
+def _check_operator(fn, name: str, n_in: int, in_name: str, dtype, n_out: int | None = None,
+                    out_name: str = "n") -> int:
+    """Trace ``fn`` on a ``(n_in,)`` vector (no FLOPs) and check it returns a vector of the expected size/dtype.
+
+    Returns the output size. Raises a ``ValueError``/``TypeError`` naming ``fn`` and the sizes instead of a
+    shape error from deep inside ``vmap``/``while_loop``.
+    """
+    if not callable(fn):
+        raise TypeError(f"{name} must be a callable (a linear operator v -> A v), got {type(fn).__name__}")
+    try:
+        out = jax.eval_shape(fn, jax.ShapeDtypeStruct((n_in,), dtype))
+    except Exception as e:  # noqa: BLE001 - re-raised with the sizes that matter
+        raise ValueError(f"{name} failed on a vector of shape ({n_in},) ({in_name} = {n_in}, dtype {dtype}); "
+                         f"does {in_name} match the operator? ({type(e).__name__}: {e})") from e
+    if not hasattr(out, "shape") or len(out.shape) != 1:
+        raise ValueError(f"{name} must return a vector of shape ({out_name},), got "
+                         f"{'shape ' + str(tuple(out.shape)) if hasattr(out, 'shape') else type(out).__name__}")
+    if n_out is not None and out.shape[0] != n_out:
+        raise ValueError(f"{name} must return shape ({out_name},) = ({n_out},), got ({out.shape[0]},); "
+                         f"does {in_name} = {n_in} match the operator?")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must return the iteration dtype {dtype}, got {out.dtype}")
+    return int(out.shape[0])
 
 
 def subspace_iteration(
@@ -90,6 +122,9 @@ def subspace_iteration(
     n = check_rank_arg(n, "n", upper=np.iinfo(np.int32).max, upper_name="int32 max")
     k = check_rank_arg(k, "k", upper=n, upper_name="n")
     oversample = check_rank_arg(oversample, "oversample", lower=0, upper=n - k, upper_name="n - k")
+    dtype = _check_dtype(dtype)
+    key = check_key(key)
+    _check_operator(matvec, "matvec", n, "n", dtype, n)
     p = k + oversample
     tol = _default_tol(dtype) if tol is None else float(tol)
     amul = _block(matvec)
@@ -151,7 +186,10 @@ def lobpcg_eigh(
       upper_bound: a bound ``>= λ_max`` for the ``SMALLEST`` shift.
 
     Returns:
-      ``(w, v, iterations)``: ``w: (k,)`` descending for ``LARGEST``, ascending for ``SMALLEST``; ``v: (n, k)``.
+      ``(w, v, info)``: ``w: (k,)`` descending for ``LARGEST``, ascending for ``SMALLEST``; ``v: (n, k)``
+      orthonormal columns; ``info``: :class:`IterInfo` (as :func:`subspace_iteration`; ``converged`` uses the
+      tolerance ``sqrt(finfo(dtype).eps)`` on the relative residual — earlier versions returned the bare
+      iteration count here).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -167,12 +205,20 @@ def lobpcg_eigh(
         raise ValueError(f"lobpcg_eigh needs 5 * k < n (lobpcg_standard limitation), got k = {k}, n = {n}; "
                          "use topk_eigh or subspace_iteration")
     _check_which(which)
+    dtype = _check_dtype(dtype)
+    key = check_key(key)
+    _check_operator(matvec, "matvec", n, "n", dtype, n)
     amul = _block(matvec)
     k1, k2 = jax.random.split(key)
     x0 = jax.random.normal(k1, (n, k), dtype)
+    def info(w, v, it):
+        res = jnp.linalg.norm(amul(v) - v * w, axis=0) / jnp.maximum(jnp.max(jnp.abs(w)), jnp.finfo(dtype).tiny)
+        return IterInfo(jnp.asarray(it, jnp.int32), res, jnp.max(res) <= check_tol)
+
+    check_tol = _default_tol(dtype)
     if which is Which.LARGEST:
         w, v, it = lobpcg_standard(amul, x0, m=max_iter, tol=tol)
-        return w, v, it
+        return w, v, info(w, v, it)
     if upper_bound is None:
         lam, _, _ = lobpcg_standard(amul, jax.random.normal(k2, (n, 1), dtype), m=max_iter, tol=tol)
         c = jax.lax.stop_gradient(1.01 * jnp.abs(lam[0]) + jnp.finfo(dtype).tiny)
@@ -183,4 +229,4 @@ def lobpcg_eigh(
         return c * x - amul(x)
 
     w, v, it = lobpcg_standard(shifted, x0, m=max_iter, tol=tol)
-    return c - w, v, it
+    return c - w, v, info(c - w, v, it)

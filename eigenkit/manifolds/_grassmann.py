@@ -4,7 +4,9 @@ A point of the Grassmann manifold Gr(D, k) — a k-dimensional subspace of R^D �
 basis ``P`` (``Pᵀ P = I_k``); the subspace is ``span(P)`` and ``P R`` (R ∈ O(k)) represents the same point.
 Every function here is batch-polymorphic over leading axes (``(..., D, k)``, like ``jnp.linalg.eigh``), so a
 stack of C class subspaces ``(C, D, k)`` is handled with one call; all are pure and jit/vmap/grad-compatible
-(except :func:`check_orthonormal`, which is an eager validator).
+(except :func:`check_orthonormal`, which is an eager validator). Functions that assume ``PᵀP = I`` check it eagerly
+in JAX's debug mode (``jax.config.update("jax_enable_checks", True)``; tolerance 1e-3 in float32, 1e-6 in
+float64); otherwise the caller is trusted (an optimiser re-orthonormalises periodically).
 
 Conventions (Edelman, Arias & Smith 1998, "The geometry of algorithms with orthogonality constraints",
 SIAM J. Matrix Anal. Appl. 20(2), henceforth EAS):
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # jaxtyping is a test-time dependency; annotations are string
     from jaxtyping import Array, Float
 
 from eigenkit._validate import check_array, check_rank_arg
+from eigenkit.linalg._angles import principal_angles  # one contract: any full-rank bases, batched
 
 __all__ = [
     "Retraction",
@@ -60,8 +63,19 @@ def _check_basis(p, name: str = "p"):
     return p
 
 
+def _debug_orthonormal(p, name):
+    """Debug mode (``jax.config.update("jax_enable_checks", True)``): eager ``PᵀP = I`` check of a concrete ``p``.
+
+    Functions that *assume* an orthonormal basis (projection, exp/log, transport) call this; it costs nothing
+    otherwise and is skipped under ``jit`` (tracers).
+    """
+    if jax.config.jax_enable_checks and not isinstance(p, jax.core.Tracer):
+        check_orthonormal(p, name, atol=1e-3 if jnp.finfo(p.dtype).eps > 1e-10 else 1e-6)
+
+
 def _check_pair(p, g, pname="p", gname="g"):
     p = _check_basis(p, pname)
+    _debug_orthonormal(p, pname)
     g = check_array(g, gname, min_ndim=2, kind="floating")
     if g.shape[-2:] != p.shape[-2:]:
         raise ValueError(f"{gname} must have the same (D, k) = {p.shape[-2:]} as {pname}, got shape {g.shape}")
@@ -288,31 +302,6 @@ def grassmann_log(p: Float[Array, "... D k"], q: Float[Array, "... D k"]) -> Flo
     m = _mT(jnp.linalg.solve(_mT(ptq), _mT(q - p @ ptq)))
     u, s, vt = jnp.linalg.svd(m, full_matrices=False)
     return (u * jnp.arctan(s)[..., None, :]) @ vt
-
-
-def principal_angles(p: Float[Array, "... D k"], q: Float[Array, "... D l"]) -> Float[Array, "... m"]:
-    """Principal angles between ``span(P)`` and ``span(Q)``, ascending, ``m = min(k, l)``.
-
-    Björck & Golub (1973): ``cos θ`` are the singular values of ``PᵀQ``; for accuracy at small angles the sines
-    are taken from the singular values of ``(I − PPᵀ) Q`` and ``θ = arctan2(sin θ, cos θ)`` (pairing the ascending
-    sines with the descending cosines). Both bases must be orthonormal. Accurate to ~eps for all angles.
-
-    Args:
-      p: orthonormal ``(..., D, k)``.
-      q: orthonormal ``(..., D, l)``.
-
-    Returns:
-      angles in ``[0, π/2]``, shape ``(..., min(k, l))``, ascending.
-    """
-    p = _check_basis(p, "p")
-    q = _check_basis(q, "q")
-    if p.shape[-2] != q.shape[-2] or p.dtype != q.dtype:
-        raise ValueError(f"p and q must share D and dtype, got {p.shape} {p.dtype} and {q.shape} {q.dtype}")
-    if p.shape[-1] < q.shape[-1]:
-        p, q = q, p  # make q the smaller one: m = l
-    cos = jnp.linalg.svd(_mT(p) @ q, compute_uv=False)  # descending, length l
-    sin = jnp.linalg.svd(q - p @ (_mT(p) @ q), compute_uv=False)  # descending, length l
-    return jnp.arctan2(jnp.flip(sin, axis=-1), jnp.clip(cos, 0.0, None))
 
 
 def grassmann_dist(p: Float[Array, "... D k"], q: Float[Array, "... D k"]) -> Float[Array, "..."]:

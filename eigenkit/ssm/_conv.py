@@ -121,6 +121,11 @@ def step(
       Array([2.], dtype=float32)
     """
     A_bar, B_bar, C, D = _check_step_params(A_bar, B_bar, C, D)
+    h = A_bar.shape[0]
+    state = check_array(state, "state", shape=A_bar.shape, ndim=2, kind="complex")
+    u_k = check_array(u_k, "u_k", shape=(h,), ndim=1, kind="floating")
+    if jnp.finfo(A_bar.dtype).dtype != u_k.dtype:
+        raise TypeError(f"u_k ({u_k.dtype}) must match the precision of A_bar ({A_bar.dtype})")
     return _step(A_bar, B_bar, C, D, state, u_k)
 
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from eigenkit._validate import check_array, check_rank_arg
+from eigenkit._validate import _shape_str, check_array, check_positive, check_rank_arg
 from eigenkit.ssm._phase import phase
 
 _HIGHEST = lax.Precision.HIGHEST
@@ -91,6 +91,7 @@ def discretize(
 def _check_abdt(A, B, dt):
     A = check_array(A, "A", ndim=(1, 2), kind="complex")
     dt = check_array(dt, "dt", ndim=1, kind="floating")
+    check_positive(dt, "dt")
     if _real_dtype(A) != dt.dtype:
         raise TypeError(f"A ({A.dtype}) and dt ({dt.dtype}) must have matching precision")
     if A.ndim == 2 and A.shape[0] != dt.shape[0]:
@@ -220,8 +221,11 @@ def ssm_kernel(
       (2, 16)
     """
     _check_inexact_pair(A, "A")
-    A, B, dt = _check_abdt(A, B, dt)
     C = check_array(C, "C", ndim=(2, 3), kind="complex")
+    dt_arr = check_array(dt, "dt", ndim=1, kind="floating")
+    if dt_arr.shape[0] != C.shape[-2]:
+        raise ValueError(f"dt must have shape (H,) = ({C.shape[-2]},) with H = C.shape[-2], got {_shape_str(dt_arr.shape)}")
+    A, B, dt = _check_abdt(A, B, dt)
     if C.dtype != A.dtype:
         raise TypeError(f"C ({C.dtype}) and A ({A.dtype}) must have the same dtype")
     if C.shape[-2:] != A.shape:

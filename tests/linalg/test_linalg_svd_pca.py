@@ -147,7 +147,7 @@ def test_principal_angles(dtype, rng):
     b = np.concatenate([a[:, :1] + 1e-5 * rng.standard_normal((n, 1)), rng.standard_normal((n, 1))], axis=1)
     th = jax.jit(la.principal_angles)(jnp.asarray(a, dtype), jnp.asarray(b, dtype))
     ref = scipy.linalg.subspace_angles(a, b)[::-1]  # scipy: descending
-    np.testing.assert_allclose(th, ref, atol=1e-4 if dtype == np.float32 else 1e-10)
+    np.testing.assert_allclose(th, ref, atol=1e-4 if dtype == np.float32 else 1e-9)  # scipy and we differ ~1e-10
     assert th.shape == (2,) and float(th[0]) < 1e-3
     # symmetric in its arguments, invariant to change of basis
     np.testing.assert_allclose(la.principal_angles(jnp.asarray(b), jnp.asarray(a @ rng.standard_normal((3, 3)))),

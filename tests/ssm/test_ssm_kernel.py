@@ -243,7 +243,7 @@ def test_bad_inputs():
         ssm.fft_conv(jnp.zeros((10, 2), jnp.float64), jnp.zeros((2, 10), jnp.float32))
     with pytest.raises(ValueError, match="N/2"):
         ssm.ssm_kernel(A, B, C[:, :3], dt, 5)
-    with pytest.raises(ValueError, match="dt has shape"):
+    with pytest.raises(ValueError, match=r"dt must have shape \(H,\) = \(2,\)"):
         ssm.ssm_kernel(jnp.broadcast_to(A, (2, 4)), B, C, dt[:1], 5)
     with pytest.raises(TypeError, match="complex"):
         ssm.ssm_kernel(A.real, B, C, dt, 5)
