@@ -94,6 +94,7 @@ def dense_adjacency(
 
     Example:
       >>> import jraph, jax.numpy as jnp
+      >>> from eigenkit.graph import dense_adjacency
       >>> g = jraph.GraphsTuple(nodes=jnp.zeros((3, 1)), edges=None, senders=jnp.array([0, 1]),
       ...     receivers=jnp.array([1, 2]), n_node=jnp.array([3]), n_edge=jnp.array([2]), globals=None)
       >>> adj, mask = dense_adjacency(g, 4)

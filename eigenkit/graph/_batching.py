@@ -106,6 +106,7 @@ def node_graph_index(graphs: jraph.GraphsTuple) -> Int[Array, " N_total"]:
 
     Example:
       >>> import jraph, jax.numpy as jnp
+      >>> from eigenkit.graph import node_graph_index
       >>> g = jraph.GraphsTuple(nodes=jnp.zeros((5, 1)), edges=None, senders=jnp.zeros(0, jnp.int32),
       ...     receivers=jnp.zeros(0, jnp.int32), n_node=jnp.array([2, 0, 3]), n_edge=jnp.array([0, 0, 0]),
       ...     globals=None)
@@ -121,11 +122,15 @@ def node_graph_index(graphs: jraph.GraphsTuple) -> Int[Array, " N_total"]:
 def node_position(graphs: jraph.GraphsTuple) -> Int[Array, " N_total"]:
     """Index of each node inside its own graph: ``v - sum(n_node[:node_graph_index(v)])``.
 
+    Args:
+      graphs: a ``jraph.GraphsTuple`` (``n_node [G]``, ``nodes`` with ``N_total`` rows).
+
     Returns:
       ``int32[N_total]``.
 
     Example:
       >>> import jraph, jax.numpy as jnp
+      >>> from eigenkit.graph import node_position
       >>> g = jraph.GraphsTuple(nodes=jnp.zeros((5, 1)), edges=None, senders=jnp.zeros(0, jnp.int32),
       ...     receivers=jnp.zeros(0, jnp.int32), n_node=jnp.array([2, 0, 3]), n_edge=jnp.array([0, 0, 0]),
       ...     globals=None)
@@ -171,6 +176,7 @@ def to_padded(
 
     Example:
       >>> import jraph, jax.numpy as jnp
+      >>> from eigenkit.graph import to_padded
       >>> g = jraph.GraphsTuple(nodes=jnp.arange(5.0), edges=None, senders=jnp.zeros(0, jnp.int32),
       ...     receivers=jnp.zeros(0, jnp.int32), n_node=jnp.array([2, 3]), n_edge=jnp.array([0, 0]),
       ...     globals=None)
@@ -211,6 +217,7 @@ def from_padded(padded, graphs: jraph.GraphsTuple) -> Array:
 
     Example:
       >>> import jraph, jax.numpy as jnp
+      >>> from eigenkit.graph import from_padded, to_padded
       >>> g = jraph.GraphsTuple(nodes=jnp.arange(5.0), edges=None, senders=jnp.zeros(0, jnp.int32),
       ...     receivers=jnp.zeros(0, jnp.int32), n_node=jnp.array([2, 3]), n_edge=jnp.array([0, 0]),
       ...     globals=None)
@@ -248,11 +255,15 @@ def pad_graphs_to(
       n_graph: total graph budget, ``> len(graphs.n_node)`` (one padding graph, then empty ones).
       max_nodes: if given, also check that every graph has at most ``max_nodes`` nodes.
 
+    Returns:
+      the padded ``jraph.GraphsTuple`` with exactly ``n_node`` nodes, ``n_edge`` edges and ``n_graph`` graphs.
+
     Raises:
       ValueError: a budget is too small (the message names the budget and the sizes) or a graph is too large.
 
     Example:
       >>> import jraph, numpy as np
+      >>> from eigenkit.graph import pad_graphs_to
       >>> g = jraph.GraphsTuple(nodes=np.zeros((3, 1)), edges=None, senders=np.array([0, 1]),
       ...     receivers=np.array([1, 2]), n_node=np.array([3]), n_edge=np.array([2]), globals=None)
       >>> pad_graphs_to(g, 8, 4, 3).n_node.tolist()
@@ -284,11 +295,15 @@ def real_graph_mask(graphs: jraph.GraphsTuple) -> Bool[Array, " G"]:
     ``jax_enable_x64`` + strict dtype promotion (where jraph's version raises a ``TypePromotionError``).
     Only meaningful for padded batches: on an unpadded batch it marks the last non-empty graph as padding.
 
+    Args:
+      graphs: a padded ``jraph.GraphsTuple`` (``n_node [G]``).
+
     Returns:
       ``bool[G]``.
 
     Example:
       >>> import jraph, numpy as np
+      >>> from eigenkit.graph import pad_graphs_to, real_graph_mask
       >>> g = jraph.GraphsTuple(nodes=np.zeros((3, 1)), edges=None, senders=np.array([0, 1]),
       ...     receivers=np.array([1, 2]), n_node=np.array([3]), n_edge=np.array([2]), globals=None)
       >>> real_graph_mask(pad_graphs_to(g, 8, 4, 3)).tolist()

@@ -86,6 +86,7 @@ def laplacian(
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from eigenkit.graph import LaplacianKind, laplacian
       >>> adj = jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
       >>> mask = jnp.array([True, True, False])
       >>> laplacian(adj, mask, LaplacianKind.COMBINATORIAL).tolist()

@@ -163,6 +163,7 @@ def dense_laplacian_eigs(
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from eigenkit.graph import LaplacianKind, dense_laplacian_eigs
       >>> adj = jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
       >>> spec = dense_laplacian_eigs(adj, jnp.array([True, True, False]), 3, LaplacianKind.COMBINATORIAL)
       >>> spec.eigvals.round(6).tolist(), spec.eig_mask.tolist()
@@ -240,6 +241,7 @@ def laplacian_eigs(
 
     Example:
       >>> import jraph, jax.numpy as jnp
+      >>> from eigenkit.graph import laplacian_eigs
       >>> ring = jraph.GraphsTuple(nodes=jnp.zeros((4, 1)), edges=None, senders=jnp.array([0, 1, 2, 3]),
       ...     receivers=jnp.array([1, 2, 3, 0]), n_node=jnp.array([4]), n_edge=jnp.array([4]), globals=None)
       >>> spec = laplacian_eigs(ring, max_nodes=6, k=5)

@@ -30,6 +30,12 @@ def logdet_psd(a):
 
     Only the lower triangle is read. A matrix that is not positive definite (or contains NaN) gives NaN.
 
+    Args:
+      a: ``(..., n, n)`` real symmetric positive definite matrix.
+
+    Returns:
+      ``(...)`` log-determinants, dtype of ``a``.
+
     Example:
       >>> import jax.numpy as jnp
       >>> from eigenkit.linalg import logdet_psd

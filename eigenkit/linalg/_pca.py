@@ -119,6 +119,14 @@ def pca_transform(state: PCAState, x, *, whiten: bool = False):
 
     Returns:
       ``(..., k)`` scores.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.linalg import pca_fit, pca_transform
+      >>> x = jax.random.normal(jax.random.key(0), (50, 4)) * jnp.array([3.0, 1.0, 0.1, 0.1])
+      >>> state = pca_fit(x, 2)
+      >>> pca_transform(state, x).shape, pca_transform(state, x[0]).shape
+      ((50, 2), (2,))
     """
     x = check_array(x, "x", min_ndim=1, shape=(state.components.shape[-1],), kind="floating")
     y = (x - state.mean) @ state.components.T
@@ -135,6 +143,15 @@ def pca_inverse_transform(state: PCAState, y, *, whiten: bool = False):
 
     Returns:
       ``(..., d)`` reconstruction (the projection of ``x`` onto the principal subspace).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.linalg import pca_fit, pca_inverse_transform, pca_transform
+      >>> x = jax.random.normal(jax.random.key(0), (50, 2)) @ jnp.array([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0]])
+      >>> state = pca_fit(x, 2)  # rank-2 data: exact reconstruction
+      >>> bool(jnp.allclose(pca_inverse_transform(state, pca_transform(state, x, whiten=True), whiten=True), x,
+      ...                   atol=1e-4))
+      True
     """
     y = check_array(y, "y", min_ndim=1, shape=(state.components.shape[0],), kind="floating")
     if whiten:

@@ -143,6 +143,14 @@ def estimate_noise_variance(eigvals, n: int, p: int, *, method: NoiseEstimator =
 
     Returns:
       ``()`` estimate ``σ̂²``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.linalg import estimate_noise_variance
+      >>> e = 1.5 * jax.random.normal(jax.random.key(0), (4000, 100))  # pure noise, σ² = 2.25
+      >>> lam = jnp.linalg.eigvalsh(e.T @ e / 4000)
+      >>> bool(abs(float(estimate_noise_variance(lam, 4000, 100)) - 2.25) < 0.1)
+      True
     """
     eigvals = check_array(eigvals, "eigvals", ndim=1, kind="floating")
     check_nonempty(eigvals, "eigvals")

@@ -114,6 +114,7 @@ def grassmann_project(p: Float[Array, "... D k"], g: Float[Array, "... D k"]) ->
 
     Example:
       >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.manifolds import grassmann_project, grassmann_random_point
       >>> p = grassmann_random_point((5, 2), key=jax.random.key(0))
       >>> t = grassmann_project(p, jnp.ones((5, 2)))
       >>> bool(jnp.allclose(p.T @ t, 0.0, atol=1e-6))
@@ -136,6 +137,15 @@ def stiefel_project(p: Float[Array, "... D k"], g: Float[Array, "... D k"]) -> F
 
     Returns:
       Stiefel tangent vector ``(..., D, k)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.manifolds import grassmann_random_point, stiefel_project
+      >>> p = grassmann_random_point((5, 2), key=jax.random.key(0))
+      >>> t = stiefel_project(p, jnp.ones((5, 2)))
+      >>> a = p.T @ t  # skew-symmetric: PᵀT + TᵀP = 0
+      >>> bool(jnp.allclose(a + a.T, 0.0, atol=1e-5))
+      True
     """
     p, g = _check_pair(p, g)
     a = _mT(p) @ g
@@ -148,6 +158,21 @@ def grassmann_transport(p_new: Float[Array, "... D k"], v: Float[Array, "... D k
     ``T(v) = (I − P_new P_newᵀ) v``, the cheap first-order transport used by geoopt / pymanopt (Absil, Mahony &
     Sepulchre 2008, *Optimization Algorithms on Matrix Manifolds*, §8.1.3). Same formula as
     :func:`grassmann_project`; named separately so optimiser code says what it means.
+
+    Args:
+      p_new: orthonormal basis ``(..., D, k)`` (the new point).
+      v: tangent vector at the old point, same shape and dtype.
+
+    Returns:
+      tangent vector at ``p_new``, ``(..., D, k)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.manifolds import grassmann_random_point, grassmann_transport
+      >>> q = grassmann_random_point((5, 2), key=jax.random.key(0))
+      >>> t = grassmann_transport(q, jnp.ones((5, 2)))
+      >>> bool(jnp.allclose(q.T @ t, 0.0, atol=1e-5))
+      True
     """
     return grassmann_project(p_new, v)
 
@@ -199,6 +224,7 @@ def grassmann_exp(
 
     Example:
       >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.manifolds import grassmann_exp, grassmann_project, grassmann_random_point
       >>> p = grassmann_random_point((6, 2), key=jax.random.key(0))
       >>> g = grassmann_project(p, jax.random.normal(jax.random.key(1), (6, 2)))
       >>> q = grassmann_exp(p, g, 0.1)
@@ -283,6 +309,22 @@ def grassmann_exp_svd(
 
     ``G = U Σ Vᵀ``, ``P(t) = (P V cos(tΣ) + U sin(tΣ)) Vᵀ``. Same curve as :func:`grassmann_exp`, kept as the
     reference and as the benchmark baseline (it is several times slower at ``D ≫ k``).
+
+    Args:
+      p: orthonormal basis ``(..., D, k)``.
+      g: tangent vector at ``p``, ``(..., D, k)``, same dtype.
+      t: step length.
+
+    Returns:
+      ``exp_P(t G)``, ``(..., D, k)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.manifolds import grassmann_exp, grassmann_exp_svd, grassmann_project, grassmann_random_point
+      >>> p = grassmann_random_point((6, 2), key=jax.random.key(0))
+      >>> g = grassmann_project(p, jax.random.normal(jax.random.key(1), (6, 2)))
+      >>> bool(jnp.allclose(grassmann_exp_svd(p, g, 0.3), grassmann_exp(p, g, 0.3), atol=1e-5))
+      True
     """
     p, g = _check_pair(p, g)
     t = jnp.asarray(t, dtype=p.dtype)[..., None]
@@ -296,6 +338,22 @@ def grassmann_log(p: Float[Array, "... D k"], q: Float[Array, "... D k"]) -> Flo
 
     ``(I − PPᵀ) Q (PᵀQ)⁻¹ = U Σ Vᵀ`` (thin SVD), ``G = U arctan(Σ) Vᵀ``. Requires ``PᵀQ`` invertible (no principal
     angle equal to π/2). Result is basis-invariant in ``Q`` (``Q → Q R`` leaves it unchanged).
+
+    Args:
+      p: orthonormal basis ``(..., D, k)``.
+      q: basis ``(..., D, k)`` of the target subspace (need not be orthonormal), same dtype.
+
+    Returns:
+      tangent vector ``G`` at ``p``, ``(..., D, k)``, with ``exp_P(G)`` spanning ``span(Q)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.manifolds import grassmann_dist, grassmann_exp, grassmann_log, grassmann_random_point
+      >>> p = grassmann_random_point((6, 2), key=jax.random.key(0))
+      >>> q = grassmann_random_point((6, 2), key=jax.random.key(1))
+      >>> g = grassmann_log(p, q)
+      >>> round(float(grassmann_dist(grassmann_exp(p, g), q)), 4)
+      0.0
     """
     p, q = _check_pair(p, q, "p", "q")
     ptq = _mT(p) @ q
@@ -305,7 +363,22 @@ def grassmann_log(p: Float[Array, "... D k"], q: Float[Array, "... D k"]) -> Flo
 
 
 def grassmann_dist(p: Float[Array, "... D k"], q: Float[Array, "... D k"]) -> Float[Array, "..."]:
-    """Geodesic (arc-length) distance on Gr(D, k): ``‖θ‖₂`` over the principal angles (EAS §4.3)."""
+    """Geodesic (arc-length) distance on Gr(D, k): ``‖θ‖₂`` over the principal angles (EAS §4.3).
+
+    Args:
+      p: ``(..., D, k)`` basis (orthonormal or not: spans are compared).
+      q: ``(..., D, k)`` basis, same dtype.
+
+    Returns:
+      ``(...)`` distances in ``[0, √k · π/2]``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from eigenkit.manifolds import grassmann_dist
+      >>> e = jnp.eye(3)
+      >>> round(float(grassmann_dist(e[:, :1], e[:, 1:2])), 4)
+      1.5708
+    """
     th = principal_angles(p, q)
     return jnp.sqrt(jnp.sum(th * th, axis=-1))
 
@@ -362,6 +435,24 @@ def grassmann_retract(
 
     Agrees with :func:`grassmann_exp` to second order in ``t``; cheaper when k is tiny. ``POLAR`` with tangent
     ``G`` is ``(P + tG)(I + t²GᵀG)^{-1/2}``.
+
+    Args:
+      p: orthonormal basis ``(..., D, k)``.
+      g: tangent vector at ``p``, same shape and dtype.
+      t: step length.
+      retraction: a :class:`Retraction` member.
+
+    Returns:
+      ``(..., D, k)`` orthonormal basis.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.manifolds import grassmann_dist, grassmann_exp, grassmann_project, grassmann_random_point
+      >>> from eigenkit.manifolds import grassmann_retract
+      >>> p = grassmann_random_point((6, 2), key=jax.random.key(0))
+      >>> g = grassmann_project(p, jax.random.normal(jax.random.key(1), (6, 2)))
+      >>> bool(grassmann_dist(grassmann_retract(p, g, 0.01), grassmann_exp(p, g, 0.01)) < 1e-3)
+      True
     """
     p, g = _check_pair(p, g)
     t = jnp.asarray(t, dtype=p.dtype)[..., None, None]
@@ -377,6 +468,16 @@ def grassmann_random_point(
       shape: ``(..., D, k)`` with ``k <= D``.
       key: a ``jax.random.key``.
       dtype: floating dtype.
+
+    Returns:
+      ``(..., D, k)`` orthonormal bases.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from eigenkit.manifolds import grassmann_random_point
+      >>> p = grassmann_random_point((4, 6, 2), key=jax.random.key(0))
+      >>> p.shape, bool(jnp.allclose(jnp.swapaxes(p, -1, -2) @ p, jnp.eye(2), atol=1e-5))
+      ((4, 6, 2), True)
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2:
@@ -392,9 +493,28 @@ def check_orthonormal(p, name: str = "p", *, atol: float | None = None) -> jax.A
     Shapes/dtypes are checked always; the value check is skipped on tracers (inside ``jit``). Default ``atol``:
     ``1e-4`` for float32/bfloat16-like precisions ≥ 1e-7 machine epsilon, ``1e-8`` for float64.
 
+    Args:
+      p: ``(..., D, k)`` floating array.
+      name: argument name used in the error message.
+      atol: tolerance on ``max|PᵀP − I|``.
+
+    Returns:
+      ``p`` as a ``jax.Array`` (unchanged).
+
     Raises:
       ValueError: wrong rank, ``k > D``, or not orthonormal (message gives the max deviation).
       TypeError: non-floating dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from eigenkit.manifolds import check_orthonormal
+      >>> check_orthonormal(jnp.eye(3)[:, :2]).shape
+      (3, 2)
+      >>> try:
+      ...     check_orthonormal(2.0 * jnp.eye(3)[:, :2])
+      ... except ValueError as e:
+      ...     print("ValueError")
+      ValueError
     """
     p = _check_basis(p, name)
     if isinstance(p, jax.core.Tracer):

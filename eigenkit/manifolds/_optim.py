@@ -190,6 +190,7 @@ def riemannian_sgd(
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
+      >>> from eigenkit.manifolds import grassmann_random_point, riemannian_sgd
       >>> p = grassmann_random_point((3, 6, 2), key=jax.random.key(0))
       >>> tx = riemannian_sgd(0.1, momentum=0.9)
       >>> st = tx.init(p)
@@ -257,6 +258,28 @@ def riemannian_adam(
     moments are not intrinsic on a manifold), bias-corrected ``m̂, v̂``, step ``P' = exp_P(−α m̂ / (√v̂ + ε))``,
     re-orthonormalised every ``reorth_every`` steps. Not in the official GCR code (its AdamW/Lamb wrappers use RSGD for
     the head); offered as an optional alternative. Same composition contract as :func:`riemannian_sgd`.
+
+    Args:
+      learning_rate: float or optax schedule ``count -> lr``.
+      b1, b2: first / second moment decay rates in ``[0, 1)``.
+      eps: added to ``√v̂``.
+      reorth_every: re-orthonormalise every this many steps (0 = never; default every step).
+      reorth_method: :class:`~eigenkit.manifolds.Retraction` used for re-orthonormalisation.
+      lr_factor: multiplies the learning rate.
+
+    Returns:
+      An ``optax.GradientTransformation`` with state :class:`RiemannianAdamState`; ``update`` requires ``params``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from eigenkit.manifolds import grassmann_random_point, riemannian_adam
+      >>> p = grassmann_random_point((3, 6, 2), key=jax.random.key(0))
+      >>> tx = riemannian_adam(0.01)
+      >>> st = tx.init(p)
+      >>> u, st = tx.update(jnp.ones_like(p), st, p)
+      >>> p = optax.apply_updates(p, u)
+      >>> bool(jnp.allclose(jnp.swapaxes(p, -1, -2) @ p, jnp.eye(2), atol=1e-5))
+      True
     """
     _check_common(0.0, reorth_every, lr_factor, reorth_method)
     if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):

@@ -32,6 +32,7 @@ def bidirectional_kernel(k_fwd: jax.Array, k_bwd: jax.Array) -> jax.Array:
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from eigenkit.ssm import bidirectional_kernel
       >>> bidirectional_kernel(jnp.ones((1, 2)), 2 * jnp.ones((1, 2)))
       Array([[1., 1., 2., 2.]], dtype=float32)
     """
@@ -62,6 +63,7 @@ def fft_conv(u: jax.Array, k: jax.Array, d: jax.Array | None = None) -> jax.Arra
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from eigenkit.ssm import fft_conv
       >>> fft_conv(jnp.ones((3, 1)), jnp.array([[1.0, 0.5, 0.25]])).ravel()
       Array([1.  , 1.5 , 1.75], dtype=float32)
     """
@@ -115,6 +117,7 @@ def step(
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from eigenkit.ssm import step
       >>> a = jnp.full((1, 1), 0.5 + 0j, jnp.complex64); c = jnp.ones((1, 1), jnp.complex64)
       >>> y, s = step(a, c, c, None, jnp.zeros((1, 1), jnp.complex64), jnp.ones((1,), jnp.float32))
       >>> y
@@ -157,6 +160,7 @@ def recurrence(
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from eigenkit.ssm import recurrence
       >>> a = jnp.full((1, 1), 0.5 + 0j, jnp.complex64); c = jnp.ones((1, 1), jnp.complex64)
       >>> recurrence(a, c, c, None, jnp.ones((3, 1), jnp.float32))[0].ravel()
       Array([2. , 3. , 3.5], dtype=float32)

@@ -68,6 +68,7 @@ def hippo_legs(state_size: int) -> tuple[np.ndarray, np.ndarray]:
       ``A`` of shape ``(N, N)`` and ``B`` of shape ``(N,)``, float64 NumPy (an init, computed once, eagerly).
 
     Example:
+      >>> from eigenkit.ssm import hippo_legs
       >>> A, B = hippo_legs(4)
       >>> A.shape, B.shape
       ((4, 4), (4,))
@@ -87,8 +88,18 @@ def legs_normal_eig(state_size: int) -> tuple[np.ndarray, np.ndarray]:
     negative imaginary part and ``B = V* B_HiPPO`` (imaginary part clipped to ``[-2, 2]``, official ``B_clip = 2``),
     in the official order, then conjugate both to our ``Im A >= 0`` convention.
 
+    Args:
+      state_size: even state size ``N``.
+
     Returns:
       ``A`` complex128 ``(N/2,)`` and ``B`` complex128 ``(N/2,)`` (NumPy).
+
+    Example:
+      >>> import numpy as np
+      >>> from eigenkit.ssm import legs_normal_eig
+      >>> A, B = legs_normal_eig(8)
+      >>> A.shape, bool(np.allclose(A.real, -0.5)), bool(np.all(A.imag >= 0))
+      ((4,), True, True)
     """
     n = _check_state_size(state_size)
     a, b = hippo_legs(n)
@@ -118,6 +129,7 @@ def diag_init(init: Init, state_size: int, *, dtype=jnp.float32) -> tuple[jax.Ar
       ``A`` and ``B``, complex ``(N/2,)``; ``Re A < 0`` and ``Im A >= 0``.
 
     Example:
+      >>> from eigenkit.ssm import Init, diag_init
       >>> A, B = diag_init(Init.LIN, 4)
       >>> A
       Array([-0.5+0.j       , -0.5+3.1415927j], dtype=complex64)
@@ -144,7 +156,18 @@ def init_log_dt(
 ) -> jax.Array:
     """``log dt ~ U[log dt_min, log dt_max]`` (S4D paper Sec. 4, official ``init_dt``).
 
+    Args:
+      shape: output shape, e.g. ``(H,)``.
+      key: a ``jax.random.key``.
+      dt_min, dt_max: range of ``dt`` (``0 < dt_min <= dt_max``).
+      dtype: floating dtype.
+
+    Returns:
+      ``log dt`` of ``shape``.
+
     Example:
+      >>> import jax
+      >>> from eigenkit.ssm import init_log_dt
       >>> init_log_dt((3,), key=jax.random.key(0)).shape
       (3,)
     """
@@ -158,7 +181,17 @@ def init_log_dt(
 def init_C(shape, *, key: jax.Array, dtype=jnp.float32) -> jax.Array:
     """Standard complex normal ``C``: ``E|C|² = 1`` (real and imaginary parts ``N(0, 1/2)``), as ``torch.randn(cfloat)``.
 
+    Args:
+      shape: output shape, e.g. ``(H, N/2)``.
+      key: a ``jax.random.key``.
+      dtype: real dtype of the parts (float32 → complex64, float64 → complex128).
+
+    Returns:
+      complex array of ``shape``.
+
     Example:
+      >>> import jax
+      >>> from eigenkit.ssm import init_C
       >>> init_C((2, 3), key=jax.random.key(0)).dtype
       dtype('complex64')
     """

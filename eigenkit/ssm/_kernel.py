@@ -72,6 +72,7 @@ def discretize(
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from eigenkit.ssm import discretize
       >>> Ab, Bb = discretize(jnp.array([[-0.5 + 1j]], jnp.complex64), jnp.ones((1, 1), jnp.complex64),
       ...                     jnp.array([0.1], jnp.float32))
       >>> Ab.shape
@@ -109,7 +110,18 @@ def _check_abdt(A, B, dt):
 
 
 def default_chunk(length: int) -> int:
-    """Chunk ``T`` for :attr:`KernelMethod.CHUNKED`: a power of two near ``sqrt(L)`` (balances both factors)."""
+    """Chunk ``T`` for :attr:`KernelMethod.CHUNKED`: a power of two near ``sqrt(L)`` (balances both factors).
+
+    Args:
+      length: kernel length ``L >= 1``.
+
+    Returns:
+      Python int ``T``.
+
+    Example:
+      >>> from eigenkit.ssm import default_chunk
+      >>> default_chunk(1024)
+      32"""
     return max(1, 2 ** int(round(math.log2(max(1, length)) / 2)))
 
 
@@ -163,6 +175,7 @@ def vandermonde(
 
     Example:
       >>> import jax.numpy as jnp
+      >>> from eigenkit.ssm import vandermonde
       >>> vandermonde(jnp.ones((1, 2), jnp.complex64), jnp.array([[-0.5, -1 + 1j]], jnp.complex64), 3).shape
       (1, 3)
     """
@@ -215,6 +228,7 @@ def ssm_kernel(
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from eigenkit.ssm import Init, diag_init
+      >>> from eigenkit.ssm import ssm_kernel
       >>> A, B = diag_init(Init.LIN, 8)
       >>> C = jnp.ones((2, 4), jnp.complex64)
       >>> ssm_kernel(A, B, C, jnp.array([0.01, 0.1], jnp.float32), 16).shape
