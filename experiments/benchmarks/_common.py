@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pathlib
@@ -9,6 +10,14 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
+
+def parser(doc: str | None, *, out: str, repeats: int = 5) -> argparse.ArgumentParser:
+    """The command line every benchmark starts from: ``--out`` (JSON path) and ``--repeats``."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=out, help=f"JSON output (default {out})")
+    p.add_argument("--repeats", type=int, default=repeats, help="timed repetitions (the median is reported)")
+    return p
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:

@@ -25,7 +25,6 @@ The batched path is meant for accelerators (batched Jacobi / QDWH eigh; not meas
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -41,7 +40,7 @@ from eigenkit import graph as eg
 MIN_NODES, MAX_NODES = 10, 40
 
 
-from experiments.benchmarks._common import median_time, write_result
+from experiments.benchmarks._common import median_time, parser, write_result
 
 
 def random_molecule_like(rng: np.random.Generator, n_graphs: int) -> list[tuple[int, np.ndarray]]:
@@ -161,10 +160,8 @@ def bench_graph_spectra(n_graphs: int = 1000, repeats: int = 5, seed: int = 0) -
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="results/bench_graph_spectra.json")
+    p = parser(__doc__, out="results/bench_graph_spectra.json")
     p.add_argument("--n-graphs", type=int, default=1000)
-    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-x64", action="store_true", help="skip the float64 JAX paths")
     args = p.parse_args(argv)

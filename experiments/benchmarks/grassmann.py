@@ -14,7 +14,6 @@ must agree on the new subspaces (max principal-angle distance reported). Compile
 
 from __future__ import annotations
 
-import argparse
 import os
 import pathlib
 import time
@@ -25,7 +24,7 @@ import numpy as np
 import optax
 
 from eigenkit import manifolds as mf
-from experiments.benchmarks._common import median_time, write_result
+from experiments.benchmarks._common import median_time, parser, write_result
 
 _timeit = median_time
 
@@ -99,12 +98,10 @@ def bench_official(src: pathlib.Path, p0, m0, g, lr, mu, repeats, threads):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="results/bench_grassmann.json")
+    ap = parser(__doc__, out="results/bench_grassmann.json")
     ap.add_argument("--C", type=int, default=1000)
     ap.add_argument("--D", type=int, default=2048)
     ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--official-src", type=pathlib.Path, default=None)
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads for the official step")
     args = ap.parse_args(argv)

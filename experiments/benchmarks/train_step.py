@@ -10,7 +10,6 @@ on a TPU/GPU host run it with the real devices (``--devices all``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ import optax  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from eigenkit import train  # noqa: E402
-from experiments.benchmarks._common import write_result  # noqa: E402
+from experiments.benchmarks._common import parser, write_result  # noqa: E402
 from experiments.digits_mlp import train as digits  # noqa: E402 - public names: the model, data and loss
 from experiments.digits_mlp.configs import cpu  # noqa: E402
 
@@ -60,10 +59,8 @@ def bench(devices, config, steps: int, repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="results/bench_train_step.json")
+    p = parser(__doc__, out="results/bench_train_step.json")
     p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--devices", default="fake8", help="fake8 (8 fake CPU devices) or all (the real devices)")
     args = p.parse_args(argv)
