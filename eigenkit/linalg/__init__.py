@@ -1,31 +1,41 @@
 """eigenkit.linalg — pure spectral linear-algebra primitives (no Flax, no state; jit/vmap/grad-compatible).
 
-Functions, and the methods (``/work/shared/methods/*.md``) that use them:
+Functions, and the methods of eigenkit that use them:
 
-Eigendecomposition with safe gradients (``_eigh.py``)
-  * ``eigh(a, *, grad_rule=EighGrad.BROADENED|MASKED|EXACT, eps_rel)`` — eigh with a finite eigenvector
-    gradient under (near-)degeneracy. SPE, GCR, RKHS.
+Eigendecomposition with safe gradients
+  * ``eigh(a, *, grad_rule=EighGrad.BROADENED|MASKED|STRICT|EXACT, eps_rel)`` — eigh with a selectable
+    eigenvector-derivative rule; :class:`EighGrad` states which losses each rule differentiates correctly on
+    repeated eigenvalues. SPE, GCR, RKHS.
   * ``eigh_projector(a, d, *, which=Which.LARGEST|SMALLEST)`` — top/bottom-d eigenprojector with the
     cross-block-gap derivative. EigenShield, GCR, RKHS (learned vs true eigenspace), SPE.
-  * ``spectral_function(a, f)`` — ``V f(Λ) Vᵀ`` with the Daleckii–Krein derivative. SPE (``V φ(Λ) Vᵀ``), EoRA.
+  * ``spectral_function(a, f)`` — ``V f(Λ) Vᵀ`` for a fixed elementwise ``f``, Daleckii–Krein derivative. EoRA.
+  * ``spectral_tensor(a, phi)`` — ``V diag(φ(λ)) Vᵀ`` for a learned / multi-channel φ, exact gradients on
+    degenerate spectra (divided differences). SPE.
   * ``topk_eigh(a, k, *, which)`` — eigh + slice. SPE, EigenTrajectory, EigenShield.
-Large / matrix-free operators (``_topk.py``, ``_matfree.py``)
+Large / matrix-free operators
   * ``subspace_iteration(matvec, n, k, *, key)``, ``lobpcg_eigh(matvec, n, k, *, key, which)`` — top-k
-    eigenpairs of symmetric operators given as functions. RKHS, GCR probe, EigenShield, MLC spectral clustering.
+    eigenpairs of symmetric operators given as functions; both return ``(w, v, IterInfo)``, ``v`` as columns.
+    RKHS, GCR probe, EigenShield, MLC spectral clustering.
   * ``matfree_svd(matvec, rmatvec, n, k, *, key)``, ``jacobian_topk_svd(f, x, k, *, key)`` — top-k singular
-    triplets of linear maps / Jacobians by block power iteration. h-space (Jacobian directions).
-SVD, PCA, whitening, angles (``_svd.py``, ``_pca.py``, ``_whiten.py``, ``_angles.py``)
+    triplets of linear maps / Jacobians by block power iteration; they return ``(u, s, v, IterInfo)`` with the
+    right singular vectors ``v: (n, k)`` as *columns* (the iteration's block), whereas the dense
+    ``truncated_svd`` / ``randomized_svd`` return ``vh: (k, n)`` as *rows* (NumPy's convention). h-space.
+SVD, PCA, whitening, angles
   * ``truncated_svd(m, k)``, ``randomized_svd(m, k, *, key, oversample, n_iter)``. EigenTrajectory, EoRA, h-space.
   * ``pca_fit / pca_transform / pca_inverse_transform`` on ``PCAState`` (``PCAMethod.SVD|GRAM|COVARIANCE``).
     h-space (Gram-trick PCA), EigenTrajectory, EigenShield.
   * ``sym_sqrt``, ``sym_inv_sqrt``, ``whiten_eigh``, ``whiten_cholesky``. EoRA.
-  * ``principal_angles(a, b)``. GCR, RKHS, h-space (Jacobian vs PCA directions).
-Sinkhorn and coding rates (``_sinkhorn.py``, ``_coding_rate.py``)
+  * ``principal_angles(a, b)`` — any full-rank bases, batched (also exported as
+    ``eigenkit.manifolds.principal_angles``: one function). GCR, RKHS, h-space.
+Sinkhorn and coding rates
   * ``sinkhorn_log(logits, *, eta, n_iter, grad_mode=SinkhornGrad.UNROLLED|STOP_V)``. MLC (membership Γ).
   * ``coding_rate(z, eps)``, ``compressed_coding_rate(z, pi, eps)``, ``logdet_psd(a)``. MLC (MCR² objective).
-Random-matrix theory (``_rmt.py``)
+Random-matrix theory
   * ``marchenko_pastur_pdf``, ``mp_edges``, ``mp_median``, ``estimate_noise_variance``, ``bbp_threshold``,
     ``spiked_eigenvalue_limit``, ``detect_spikes``. EigenShield.
+
+Inputs are checked at trace time (shapes, dtypes, static sizes) with errors that name the argument; concrete
+values (e.g. ``eta <= 0``, a negative ratio) are checked when not traced.
 """
 
 from eigenkit.linalg._angles import principal_angles

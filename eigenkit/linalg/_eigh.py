@@ -1,6 +1,6 @@
 """Symmetric eigendecomposition with gradients that stay finite under (near-)degenerate spectra.
 
-Background (see ``/work/shared/methods/primitives.md`` §1): JAX's ``eigh`` JVP is
+Background: JAX's ``eigh`` JVP is
 
     dλ_i = v_iᵀ dA v_i,        dV = V (F ∘ (Vᵀ dA V)),        F_ij = 1 / (λ_j − λ_i)  (i ≠ j),
 
@@ -12,6 +12,8 @@ arbitrary basis inside the degenerate eigenspace (jax#669, #4646, #10877). This 
   involves *cross-block* gaps, so it is exact however degenerate the spectrum is inside each block;
 * :func:`spectral_function` — ``V f(Λ) Vᵀ`` with the Daleckii–Krein derivative (divided differences, with the
   ``f'(λ)`` limit on (near-)equal eigenvalues), exact under any degeneracy;
+* :func:`spectral_tensor` — ``V diag(φ(λ)) Vᵀ`` for a learned, multi-channel or coupled φ (SPE's tensor), exact
+  gradients w.r.t. the matrix and φ's parameters under any degeneracy;
 * :func:`topk_eigh` — ``eigh`` + slice for small ``n``.
 
 Input conventions shared by all functions here: ``a`` has shape ``(..., n, n)`` (batch-polymorphic like
@@ -19,7 +21,7 @@ Input conventions shared by all functions here: ``a`` has shape ``(..., n, n)`` 
 The input is **symmetrised** as ``(a + aᴴ)/2`` first (as ``jnp.linalg.eigh(symmetrize_input=True)`` does), so a
 non-symmetric ``a`` is treated as its symmetric part and its gradient is the symmetrised gradient. NaN/Inf in
 ``a`` propagate: the LAPACK/XLA eigensolver returns NaN eigenvalues/vectors and everything downstream is NaN
-(check eagerly with ``eigenkit._validate.check_finite`` if needed). Eigenvalues are ascending unless a function
+(check eagerly with ``jnp.all(jnp.isfinite(a))`` if needed). Eigenvalues are ascending unless a function
 says otherwise. Note that the same call runs a different algorithm on TPU (QDWH) than on CPU/GPU (QR/Jacobi), so
 eigenvector signs/rotations (the gauge) differ across backends; compare λ or projectors, never raw vectors.
 

@@ -66,7 +66,9 @@ def matfree_svd(
     Returns:
       ``(u, s, v, info)``: ``u: (m, k)``, ``s: (k,)`` descending, ``v: (n, k)`` (right singular vectors as
       *columns*; sign: largest-|entry| of each ``v_i`` positive, ``u_i`` flipped with it), ``info``:
-      :class:`IterInfo`.
+      :class:`IterInfo`. Note: the dense :func:`truncated_svd` / :func:`randomized_svd` return ``vh`` as rows
+      (NumPy); the matrix-free solvers return the iteration's column block, as :func:`subspace_iteration` and
+      :func:`lobpcg_eigh` do (``vh = v.T``).
 
     Example:
       >>> import jax, jax.numpy as jnp

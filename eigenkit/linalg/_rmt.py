@@ -1,5 +1,5 @@
-"""Random-matrix tools for spiked-covariance detection (EigenShield-style, reconstructed; see
-``/work/shared/methods/eigenshield.md`` §2–3).
+"""Random-matrix tools for spiked-covariance detection (the EigenShield-style defence; Marchenko–Pastur bulk,
+BBP threshold, Tracy–Widom-margin spike detection).
 
 Convention: data ``E: (n, p)`` with ``n`` samples and ``p`` dimensions, sample covariance ``S = EᵀE/n``,
 aspect ratio ``γ = p/n`` (``ratio``), noise variance ``σ²`` (``sigma2``). For pure noise with i.i.d. entries of
@@ -8,6 +8,7 @@ variance ``σ²``, as ``n, p → ∞`` the eigenvalues of ``S`` follow Marchenko
 ``σ² + ℓ`` separates from the bulk iff ``ℓ > σ²√γ`` (BBP transition, Baik–Ben Arous–Péché 2005), and its sample
 eigenvalue then converges to ``(σ² + ℓ)(1 + γσ²/ℓ)`` (Baik & Silverstein 2006).
 All functions are jit/vmap-compatible; ``ratio``/``sigma2`` may be traced, sizes ``n``, ``p`` are Python ints.
+Concrete (non-traced) ``ratio <= 0`` or ``sigma2 < 0`` raise a ``ValueError``; traced values are not checked.
 """
 
 from __future__ import annotations

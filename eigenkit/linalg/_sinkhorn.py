@@ -3,7 +3,7 @@
 MLC (Ding et al., ICCV 2023, arXiv 2301.01805, §3.1 eq. 3) computes the doubly stochastic membership
 ``Γ = P_{Ω,η}(CᵀC)`` with an entropy-regularised Sinkhorn layer. The closest runnable code is the authors' CPP
 repository, ``LeslieTrue/CPP`` @ ``cb39bdc`` ``model/sink_distance.py::SinkhornDistance`` (official MLC code could
-not be obtained; see ``/work/shared/methods/mlc.md``). Its semantics, reproduced here by ``SinkhornGrad.STOP_V``:
+was not available to us). Its semantics, reproduced here by ``SinkhornGrad.STOP_V``:
 
 * kernel ``π = exp((c + u 1ᵀ + 1 vᵀ) / η)`` with ``c`` the similarity (CPP passes ``|CᵀC|``, cost ``−c``);
 * ``u = v = 0`` at start; iteration ``t = 0, …, n_iter−1`` updates ``u`` when ``t`` is even and ``v`` when odd:

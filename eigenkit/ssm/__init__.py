@@ -5,6 +5,9 @@ Conventions: a real state of size ``N`` is stored as ``N/2`` complex modes with 
 official ``SSMKernelDiag`` uses ``Im A <= 0`` — conjugate ``(A, B, C)`` to convert). Sequences are ``(L, H)``;
 kernels ``(H, L)``. Float32 kernels are accurate at long ``L`` (exact phase reduction, see ``_phase.py``).
 
+``step`` (one recurrent step) is public for autoregressive decoding (``eigenkit.methods.s4d`` uses it); the exact
+phase reduction behind the float32 kernels is private (``eigenkit.ssm._phase``).
+
 Example::
 
     A, B = ssm.diag_init(ssm.Init.LIN, 64)                       # (32,) complex64
@@ -25,7 +28,6 @@ from eigenkit.ssm._kernel import (
     ssm_kernel,
     vandermonde,
 )
-from eigenkit.ssm._phase import phase
 
 __all__ = [
     "Discretization",
@@ -40,7 +42,6 @@ __all__ = [
     "init_C",
     "init_log_dt",
     "legs_normal_eig",
-    "phase",
     "recurrence",
     "ssm_kernel",
     "step",

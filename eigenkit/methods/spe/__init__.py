@@ -9,6 +9,11 @@ used throughout (official Graph-COM/SPE swaps φ and ρ).
   :func:`dense_adjacency_of_batch`.
 * Modules: :class:`EigenvalueNets` (φ), :class:`SPE`, :class:`SignNet`, :class:`PEGraphRegressor`
   (GINE + none / LapPE / SPE / SignNet).
+
+Differentiating the PE w.r.t. the graph (edge weights): use :meth:`SPE.from_adjacency` /
+:meth:`SPE.spectral_tensor_from_adjacency`, which build ``W`` with ``eigenkit.graph.dense_laplacian_spectral_tensor``
+(divided differences: exact on symmetric graphs with repeated eigenvalues, e.g. rings). Gradients through
+precomputed ``eigvecs`` are NaN on repeated eigenvalues.
 """
 
 from eigenkit.methods.spe._batch import (
