@@ -127,7 +127,7 @@ def test_bad_inputs():
         eg.to_padded(g.nodes, g, 4.0)
     with pytest.raises(ValueError, match="G=4 graphs"):
         eg.from_padded(np.zeros((3, 4), np.float32), g)
-    with pytest.raises(TypeError, match="graphs.n_node must have a integer dtype"):
+    with pytest.raises(TypeError, match="graphs.n_node must have an integer dtype"):
         eg.node_graph_index(g._replace(n_node=np.array([3.0, 0, 4, 1])))
     with pytest.raises(ValueError, match="graph_mask must have shape"):
         eg.to_padded(g.nodes, g, 4, graph_mask=np.ones(3, bool))
