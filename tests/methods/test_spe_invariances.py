@@ -305,4 +305,7 @@ def test_sharded_forward_matches_single_device():
     mesh = train.make_mesh()
     assert mesh.devices.size == 8
     sharded = f(model, train.shard_batch(batch, mesh))
-    np.testing.assert_allclose(sharded, single, rtol=1e-5, atol=1e-6)
+    # float32: the 8-way all-reduce sums the BatchNorm moments in another order, and BN's 1/σ over a tiny batch
+    # amplifies that rounding (2.9e-6 absolute seen on one machine, on outputs of order 0.1); a real error — local
+    # instead of global statistics — is orders of magnitude larger (see test_batchnorm_statistics_are_global).
+    np.testing.assert_allclose(sharded, single, rtol=1e-5, atol=1e-5)
