@@ -1,7 +1,7 @@
-"""pytest plugin (``-p doctest_env`` in pyproject): the docstring examples (``--doctest-modules`` over ``eigenkit/``) run as a user would paste
-them — JAX defaults (float32, standard dtype promotion), whatever ``tests/conftest.py`` set for the test suite
-(float64 and strict promotion are process-wide settings there). JAX is imported lazily: ``tests/conftest.py`` must
-set the fake-device flags before the first import."""
+"""pytest plugin (``-p doctest_env`` in pyproject): the docstring examples (``--doctest-modules`` over
+``eigenkit/``) run as a user would paste them — JAX defaults (float32, standard dtype promotion), whatever
+``tests/conftest.py`` set for the test suite (float64 and strict promotion are process-wide settings there). JAX is
+imported lazily: ``tests/conftest.py`` must set the fake-device flags before the first import."""
 
 import pytest
 from _pytest.doctest import DoctestItem

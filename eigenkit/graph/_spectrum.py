@@ -171,7 +171,6 @@ def dense_laplacian_eigs(
     """
     adj, mask, kind, k = _check_dense(adj, mask, k, kind)
     dt = adj.dtype
-    n = adj.shape[-1]
     m = mask.astype(dt)
     lap_padded = _padded_laplacian(adj, mask, kind, pad_value, isolated_value)
     # STRICT: the exact eigenvector derivative where the real spectrum is simple, NaN (in every entry of that

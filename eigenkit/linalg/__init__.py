@@ -24,7 +24,8 @@ SVD, PCA, whitening, angles
   * ``truncated_svd(m, k)``, ``randomized_svd(m, k, *, key, oversample, n_iter)``. EigenTrajectory, EoRA, h-space.
   * ``pca_fit / pca_transform / pca_inverse_transform`` on ``PCAState`` (``PCAMethod.SVD|GRAM|COVARIANCE``).
     h-space (Gram-trick PCA), EigenTrajectory, EigenShield.
-  * ``sym_sqrt``, ``sym_inv_sqrt``, ``whiten_eigh``, ``whiten_cholesky``. EoRA.
+  * ``sym_sqrt``, ``sym_inv_sqrt``, ``whiten_eigh``, ``whiten_cholesky``; ``eigh_sqrt_factors(cov, *, clamp)``
+    (``L = QΛ^{1/2}``, ``L⁻¹``, with an ``EigenClamp`` rule) and ``cholesky_factor(cov, *, jitter_rel)``. EoRA.
   * ``principal_angles(a, b)`` — any full-rank bases, batched (also exported as
     ``eigenkit.manifolds.principal_angles``: one function). GCR, RKHS, h-space.
 Sinkhorn and coding rates
@@ -65,9 +66,18 @@ from eigenkit.linalg._rmt import (
 from eigenkit.linalg._sinkhorn import SinkhornGrad, sinkhorn_log
 from eigenkit.linalg._svd import randomized_svd, truncated_svd
 from eigenkit.linalg._topk import IterInfo, lobpcg_eigh, subspace_iteration
-from eigenkit.linalg._whiten import sym_inv_sqrt, sym_sqrt, whiten_cholesky, whiten_eigh
+from eigenkit.linalg._whiten import (
+    EigenClamp,
+    cholesky_factor,
+    eigh_sqrt_factors,
+    sym_inv_sqrt,
+    sym_sqrt,
+    whiten_cholesky,
+    whiten_eigh,
+)
 
 __all__ = [
+    "EigenClamp",
     "EighGrad",
     "IterInfo",
     "NoiseEstimator",
@@ -77,11 +87,13 @@ __all__ = [
     "SpikeDetection",
     "Which",
     "bbp_threshold",
+    "cholesky_factor",
     "coding_rate",
     "compressed_coding_rate",
     "detect_spikes",
     "eigh",
     "eigh_projector",
+    "eigh_sqrt_factors",
     "estimate_noise_variance",
     "jacobian_topk_svd",
     "lobpcg_eigh",

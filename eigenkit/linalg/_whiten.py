@@ -12,6 +12,7 @@ same matrix: whitened data differ by that rotation. Use whichever is cheaper whe
 
 from __future__ import annotations
 
+import enum
 import functools
 
 import jax
@@ -21,7 +22,92 @@ import numpy as np
 from eigenkit._validate import check_square
 from eigenkit.linalg._eigh import spectral_function
 
-__all__ = ["sym_inv_sqrt", "sym_sqrt", "whiten_cholesky", "whiten_eigh"]
+__all__ = ["EigenClamp", "cholesky_factor", "eigh_sqrt_factors", "sym_inv_sqrt", "sym_sqrt", "whiten_cholesky",
+           "whiten_eigh"]
+
+
+class EigenClamp(enum.Enum):
+    """Rule for the non-positive eigenvalues of a covariance in :func:`eigh_sqrt_factors`.
+
+    * ``PINV_RTOL`` (GPTQModel's rule): keep ``λ > λ_max · min(1, d · eps_f32)``; the others are zeroed in both
+      ``Λ^{1/2}`` and ``Λ^{-1/2}`` (truncated pseudo-inverse). Always finite; an all-nonpositive spectrum gives zeros.
+      The cut is relative to ``λ_max``, so with a dominant outlier eigenvalue it discards real directions.
+    * ``NVLABS_MINPOS`` (NVlabs ``eora.py``): negative eigenvalues are replaced by the smallest positive one; exact
+      zeros are kept (``Λ^{-1/2}`` is then infinite, as in the official code) and a spectrum with no positive
+      eigenvalue gives non-finite factors.
+    """
+
+    PINV_RTOL = "pinv_rtol"
+    NVLABS_MINPOS = "nvlabs_minpos"
+
+
+def eigh_sqrt_factors(cov, *, clamp: EigenClamp = EigenClamp.PINV_RTOL):
+    """Eigen square root ``L = Q Λ^{1/2}`` and its (pseudo-)inverse ``L⁻¹ = Λ^{-1/2} Qᵀ`` of a symmetric ``cov``.
+
+    ``L Lᵀ = cov`` (for a PSD ``cov`` whose eigenvalues the clamp keeps) and ``L⁻¹`` is the PCA whitening matrix
+    (``L⁻¹ cov L⁻ᵀ = I`` on the kept eigenspace); compare :func:`whiten_eigh` (the symmetric ZCA form).
+
+    Args:
+      cov: ``(d, d)`` symmetric covariance (only the lower triangle is read, as ``eigh`` does); ``eigh`` runs in its
+        dtype.
+      clamp: :class:`EigenClamp` rule for non-positive (and, for ``PINV_RTOL``, tiny) eigenvalues.
+
+    Returns:
+      ``(L, L_inv)``, both ``(d, d)`` in the dtype of ``cov``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from eigenkit.linalg import eigh_sqrt_factors
+      >>> l, l_inv = eigh_sqrt_factors(jnp.array([[4.0, 0.0], [0.0, 1.0]]))
+      >>> bool(jnp.allclose(l @ l.T, jnp.diag(jnp.array([4.0, 1.0])))), bool(jnp.allclose(l_inv @ l, jnp.eye(2)))
+      (True, True)
+
+    Raises:
+      TypeError: ``clamp`` is not an :class:`EigenClamp`.
+    """
+    cov = check_square(cov, "cov", kind="floating")
+    if not isinstance(clamp, EigenClamp):
+        raise TypeError(f"clamp must be an EigenClamp, got {clamp!r}")
+    lam, q = jnp.linalg.eigh(cov)
+    if clamp is EigenClamp.PINV_RTOL:
+        d = cov.shape[-1]
+        tol = jnp.max(lam) * min(1.0, d * float(jnp.finfo(jnp.float32).eps))
+        keep = lam > jnp.maximum(tol, 0.0)
+        safe = jnp.where(keep, lam, 1.0)
+        root = jnp.where(keep, jnp.sqrt(safe), 0.0)
+        inv_root = jnp.where(keep, 1.0 / jnp.sqrt(safe), 0.0)
+    else:
+        min_pos = jnp.min(jnp.where(lam > 0, lam, jnp.inf))
+        lam = jnp.where(lam < 0, min_pos, lam)
+        root = jnp.sqrt(lam)
+        inv_root = 1.0 / root
+    return q * root[None, :], inv_root[:, None] * q.T
+
+
+def cholesky_factor(cov, *, jitter_rel: float = 0.0):
+    """Lower Cholesky factor ``L`` of ``C + j I = L Lᵀ`` with ``j = jitter_rel · tr(C)/d`` (float32-safe, no
+    eigensolver; a non-SPD ``cov`` gives NaN, as ``jnp.linalg.cholesky`` does).
+
+    Args:
+      cov: ``(..., d, d)`` SPD covariance.
+      jitter_rel: static relative diagonal jitter (for PSD-but-singular covariances).
+
+    Returns:
+      ``(..., d, d)`` lower-triangular ``L``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from eigenkit.linalg import cholesky_factor
+      >>> c = jnp.array([[4.0, 2.0], [2.0, 2.0]])
+      >>> bool(jnp.allclose(cholesky_factor(c) @ cholesky_factor(c).T, c))
+      True
+    """
+    cov = check_square(cov, "cov", kind="floating")
+    if jitter_rel:
+        d = cov.shape[-1]
+        tr = jnp.trace(cov, axis1=-2, axis2=-1)[..., None, None]
+        cov = cov + (jitter_rel / d) * tr * jnp.eye(d, dtype=cov.dtype)
+    return jnp.linalg.cholesky(cov)
 
 
 def _clamped_pow(power, floor, lam):
@@ -129,10 +215,6 @@ def whiten_cholesky(cov, *, jitter_rel: float = 0.0):
       True
     """
     cov = check_square(cov, "cov", kind="floating")
-    d = cov.shape[-1]
-    eye = jnp.eye(d, dtype=cov.dtype)
-    if jitter_rel:
-        tr = jnp.trace(cov, axis1=-2, axis2=-1)[..., None, None]
-        cov = cov + (jitter_rel / d) * tr * eye
-    chol = jnp.linalg.cholesky(cov)
+    chol = cholesky_factor(cov, jitter_rel=jitter_rel)
+    eye = jnp.eye(cov.shape[-1], dtype=cov.dtype)
     return jax.scipy.linalg.solve_triangular(chol, jnp.broadcast_to(eye, cov.shape), lower=True)

@@ -362,7 +362,7 @@ def grassmann_log(p: Float[Array, "... D k"], q: Float[Array, "... D k"]) -> Flo
     return (u * jnp.arctan(s)[..., None, :]) @ vt
 
 
-def grassmann_dist(p: Float[Array, "... D k"], q: Float[Array, "... D k"]) -> Float[Array, "..."]:
+def grassmann_dist(p: Float[Array, "... D k"], q: Float[Array, "... D k"]) -> Float[Array, ...]:
     """Geodesic (arc-length) distance on Gr(D, k): ``‖θ‖₂`` over the principal angles (EAS §4.3).
 
     Args:

@@ -179,7 +179,8 @@ def init_log_dt(
 
 
 def init_C(shape, *, key: jax.Array, dtype=jnp.float32) -> jax.Array:
-    """Standard complex normal ``C``: ``E|C|² = 1`` (real and imaginary parts ``N(0, 1/2)``), as ``torch.randn(cfloat)``.
+    """Standard complex normal ``C``: ``E|C|² = 1`` (real and imaginary parts ``N(0, 1/2)``), as
+    ``torch.randn(cfloat)``.
 
     Args:
       shape: output shape, e.g. ``(H, N/2)``.

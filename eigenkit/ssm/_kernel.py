@@ -238,7 +238,8 @@ def ssm_kernel(
     C = check_array(C, "C", ndim=(2, 3), kind="complex")
     dt_arr = check_array(dt, "dt", ndim=1, kind="floating")
     if dt_arr.shape[0] != C.shape[-2]:
-        raise ValueError(f"dt must have shape (H,) = ({C.shape[-2]},) with H = C.shape[-2], got {_shape_str(dt_arr.shape)}")
+        raise ValueError(f"dt must have shape (H,) = ({C.shape[-2]},) with H = C.shape[-2], "
+                         f"got {_shape_str(dt_arr.shape)}")
     A, B, dt = _check_abdt(A, B, dt)
     if C.dtype != A.dtype:
         raise TypeError(f"C ({C.dtype}) and A ({A.dtype}) must have the same dtype")

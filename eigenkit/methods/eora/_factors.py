@@ -14,7 +14,9 @@ Problem: given the compression error ``ΔW = W − W_c`` (``d_out × d_in``) and
   ``r × r`` orthogonal factor).
 * :func:`svd_factors` — ZeroQuant-V2-style baseline: truncated SVD of ``ΔW`` itself (``S = I``).
 
-Eigenvalue clamping (:class:`EigenClamp`) for a covariance that is not positive definite (too few tokens, round-off):
+The numerical pieces are eigenkit.linalg primitives (``eigh_sqrt_factors`` with its ``EigenClamp`` rule,
+``cholesky_factor``, ``truncated_svd``); this module composes them. Eigenvalue clamping (:class:`EigenClamp`,
+re-exported here) for a covariance that is not positive definite (too few tokens, round-off):
 
 * ``PINV_RTOL`` (default; GPTQModel): keep ``λ > λ_max · min(1, d · eps_f32)``; the others are zeroed in both
   ``Λ^{1/2}`` and ``Λ^{-1/2}`` (truncated pseudo-inverse). Always finite; an all-nonpositive spectrum gives ``B A = 0``.
@@ -25,20 +27,12 @@ Eigenvalue clamping (:class:`EigenClamp`) for a covariance that is not positive 
 
 from __future__ import annotations
 
-import enum
-
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from jaxtyping import Array, Float
 
 from eigenkit._validate import check_array, check_rank_arg, check_square
-
-
-class EigenClamp(enum.Enum):
-    """Rule applied to non-positive eigenvalues of the covariance (see module docstring)."""
-
-    PINV_RTOL = "pinv_rtol"
-    NVLABS_MINPOS = "nvlabs_minpos"
+from eigenkit.linalg import EigenClamp, cholesky_factor, eigh_sqrt_factors, truncated_svd
 
 
 def _check(delta, cov, rank):
@@ -52,46 +46,28 @@ def _check(delta, cov, rank):
     return delta, cov, rank
 
 
-def _split_sigma(u, s, vt, rank):
-    root = jnp.sqrt(s[:rank])
-    return u[:, :rank] * root[None, :], root[:, None] * vt[:rank]
+def _split_sigma(m, rank):
+    """Truncated SVD ``m ≈ U_r Σ_r V_rᵀ`` split as ``(U_r Σ_r^{1/2}, Σ_r^{1/2} V_rᵀ)`` (eigenkit.linalg's SVD; its sign
+    convention flips matching columns and rows, so the product is unchanged bit for bit)."""
+    u, s, vt = truncated_svd(m, rank)
+    root = jnp.sqrt(s)
+    return u * root[None, :], root[:, None] * vt
 
 
 def eigen_sqrt(
     cov: Float[Array, "d d"], *, clamp: EigenClamp = EigenClamp.PINV_RTOL
 ) -> tuple[Float[Array, "d d"], Float[Array, "d d"]]:
-    """Eigen square root ``L = Q Λ^{1/2}`` and its (pseudo-)inverse ``L⁻¹ = Λ^{-1/2} Qᵀ`` of a symmetric ``cov``.
-
-    Args:
-      cov: ``(d, d)`` symmetric covariance (only the lower triangle is read, as ``eigh`` does).
-      clamp: :class:`EigenClamp` rule for non-positive eigenvalues.
-
-    Returns:
-      ``(L, L_inv)``, both ``(d, d)`` in the dtype of ``cov``.
+    """Eigen square root ``L = Q Λ^{1/2}`` and its (pseudo-)inverse ``L⁻¹ = Λ^{-1/2} Qᵀ`` of a symmetric ``cov``:
+    :func:`eigenkit.linalg.eigh_sqrt_factors` (the primitive lives in linalg; this name is kept for EoRA users).
 
     Example:
+      >>> import jax.numpy as jnp
+      >>> from eigenkit.methods.eora import eigen_sqrt
       >>> l, li = eigen_sqrt(jnp.eye(2) * 4.0)
       >>> float(l[0, 0] ** 2 + l[0, 1] ** 2)
       4.0
     """
-    cov = check_square(cov, "cov", kind="floating")
-    lam, q = jnp.linalg.eigh(cov)
-    if clamp is EigenClamp.PINV_RTOL:
-        d = cov.shape[-1]
-        lam_max = jnp.max(lam)
-        tol = lam_max * min(1.0, d * float(jnp.finfo(jnp.float32).eps))
-        keep = lam > jnp.maximum(tol, 0.0)
-        safe = jnp.where(keep, lam, 1.0)
-        root = jnp.where(keep, jnp.sqrt(safe), 0.0)
-        inv_root = jnp.where(keep, 1.0 / jnp.sqrt(safe), 0.0)
-    elif clamp is EigenClamp.NVLABS_MINPOS:
-        min_pos = jnp.min(jnp.where(lam > 0, lam, jnp.inf))
-        lam = jnp.where(lam < 0, min_pos, lam)
-        root = jnp.sqrt(lam)
-        inv_root = 1.0 / root
-    else:
-        raise TypeError(f"clamp must be an EigenClamp, got {clamp!r}")
-    return q * root[None, :], inv_root[:, None] * q.T
+    return eigh_sqrt_factors(cov, clamp=clamp)
 
 
 def eora_factors(
@@ -142,8 +118,7 @@ def eora_factors_from_sqrt(
     e.g. q/k/v, share one eigendecomposition). ``L``, ``L⁻¹`` are cast to ``delta.dtype``."""
     delta, _, rank = _check(delta, None, rank)
     l, l_inv = l.astype(delta.dtype), l_inv.astype(delta.dtype)
-    u, s, vt = jnp.linalg.svd(delta @ l, full_matrices=False)
-    b, a = _split_sigma(u, s, vt, rank)
+    b, a = _split_sigma(delta @ l, rank)
     return b, a @ l_inv
 
 
@@ -177,12 +152,8 @@ def eora_factors_cholesky(
       ((4, 2), (2, 3))
     """
     delta, cov, rank = _check(delta, cov, rank)
-    cov = cov.astype(delta.dtype)
-    if damp:
-        cov = cov + (damp * jnp.mean(jnp.diagonal(cov))) * jnp.eye(cov.shape[0], dtype=cov.dtype)
-    chol = jnp.linalg.cholesky(cov)
-    u, s, vt = jnp.linalg.svd(delta @ chol, full_matrices=False)
-    b, a_white = _split_sigma(u, s, vt, rank)
+    chol = cholesky_factor(cov.astype(delta.dtype), jitter_rel=damp)  # δ·mean(diag S) = δ·tr(S)/d
+    b, a_white = _split_sigma(delta @ chol, rank)
     # A = a_white L^{-1}  <=>  L^T A^T = a_white^T
     a = jsl.solve_triangular(chol, a_white.T, lower=True, trans="T").T
     return b, a
@@ -200,8 +171,7 @@ def svd_factors(
       (3, 1)
     """
     delta, _, rank = _check(delta, None, rank)
-    u, s, vt = jnp.linalg.svd(delta, full_matrices=False)
-    return _split_sigma(u, s, vt, rank)
+    return _split_sigma(delta, rank)
 
 
 def activation_error(
