@@ -211,7 +211,7 @@ def _projector_jvp(d, which, rule, eps_rel, primals, tangents):
     sel_v = v[..., :, s]
     p = sel_v @ _mT(sel_v)
     cross = jnp.asarray(s[:, None] != s[None, :])
-    sign = jnp.asarray((s[:, None].astype(np.int8) - s[None, :].astype(np.int8)))
+    sign = jnp.asarray(s[:, None].astype(np.int8) - s[None, :].astype(np.int8))
     delta = w[..., :, None] - w[..., None, :]  # λ_a − λ_b
     safe = jnp.where(cross, delta, 1)
     g = jnp.where(cross, sign.astype(w.dtype) * _inverse_gap(safe, _scale(w), rule, eps_rel), 0)
