@@ -38,8 +38,8 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     """cpu: 3 seeds × 500 steps × 8 cells (~2 min on 2 CPU cores); smoke: 2 seeds × 3 steps of a tiny model."""
     c = ml_collections.ConfigDict(dict(
         description="S4D init {Lin, Inv, LegS, Real} x {ZOH, bilinear} ablation on mnist1d, 3 seeds",
-        expected_runtime="~2-3 min on 2 CPU cores (126 s measured)", seeds=(0, 1, 2), num_steps=500, batch_size=100, d_model=32,
-        d_state=32, n_layers=2, data_seed=42, learning_rate=1e-2, ssm_lr=1e-3, weight_decay=1e-2,
+        expected_runtime="~2-3 min on 2 CPU cores (126 s measured)", seeds=(0, 1, 2), num_steps=500, batch_size=100,
+        d_model=32, d_state=32, n_layers=2, data_seed=42, learning_rate=1e-2, ssm_lr=1e-3, weight_decay=1e-2,
     ))
     if preset == "smoke":
         c.update(dict(description="S4D ablation smoke: 2 seeds x 3 steps, H=4", expected_runtime="~40 s",
