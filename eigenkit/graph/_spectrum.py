@@ -192,6 +192,14 @@ def dense_laplacian_eigs(
     return LaplacianSpectrum(evals, evecs, mask, eig_mask)
 
 
+
+def _checked_dense_adjacency(graphs, max_nodes, k, **kw):
+    """``k`` checked against ``max_nodes``, then the padded dense adjacency of ``graphs`` (shared by the jraph entry
+    points of the spectra and the spectral tensor)."""
+    if k is not None:
+        check_rank_arg(k, "k", upper=max_nodes, upper_name="max_nodes")
+    return dense_adjacency(graphs, max_nodes, **kw)
+
 def laplacian_eigs(
     graphs: jraph.GraphsTuple,
     max_nodes: int,
@@ -247,17 +255,8 @@ def laplacian_eigs(
       >>> spec.eigvals.round(5).tolist(), spec.eig_mask.tolist()
       ([[0.0, 1.0, 1.0, 2.0, 0.0]], [[True, True, True, True, False]])
     """
-    if k is not None:
-        check_rank_arg(k, "k", upper=max_nodes, upper_name="max_nodes")
-    adj, mask = dense_adjacency(
-        graphs,
-        max_nodes,
-        edge_weight=edge_weight,
-        symmetrize=symmetrize,
-        keep_self_loops=keep_self_loops,
-        graph_mask=graph_mask,
-        dtype=dtype,
-    )
+    adj, mask = _checked_dense_adjacency(graphs, max_nodes, k, edge_weight=edge_weight, symmetrize=symmetrize,
+                                         keep_self_loops=keep_self_loops, graph_mask=graph_mask, dtype=dtype)
     return dense_laplacian_eigs(adj, mask, k, kind, pad_value=pad_value, isolated_value=isolated_value)
 
 
@@ -375,16 +374,7 @@ def laplacian_spectral_tensor(
       >>> w.shape, jnp.round(jnp.trace(w[0]), 4).item()
       ((1, 5, 5), 4.0)
     """
-    if k is not None:
-        check_rank_arg(k, "k", upper=max_nodes, upper_name="max_nodes")
-    adj, mask = dense_adjacency(
-        graphs,
-        max_nodes,
-        edge_weight=edge_weight,
-        symmetrize=symmetrize,
-        keep_self_loops=keep_self_loops,
-        graph_mask=graph_mask,
-        dtype=dtype,
-    )
+    adj, mask = _checked_dense_adjacency(graphs, max_nodes, k, edge_weight=edge_weight, symmetrize=symmetrize,
+                                         keep_self_loops=keep_self_loops, graph_mask=graph_mask, dtype=dtype)
     return dense_laplacian_spectral_tensor(adj, mask, phi, k, kind, derivative=derivative, pad_value=pad_value,
                                            isolated_value=isolated_value)
