@@ -1,6 +1,8 @@
 """Parity fixtures: run the official Graph-COM/SPE ``StableExpressivePE`` (GINPhi ρ + MLP φ list) in PyTorch on
 a few small graphs and save its inputs, weights, W tensors and PEs to ``tests/fixtures/spe/spe_parity.npz``.
-``tests/methods/test_spe_parity.py`` loads the weights into :class:`eigenkit.methods.spe.SPE` and compares (no torch).
+``tests/methods/test_spe_parity.py`` loads the weights (the official ``state_dict`` keys, prefixed ``param/`` for the
+SPE and ``model/`` for the whole ``Model``) with ``eigenkit.methods.spe.load_official_state_dict`` and compares
+(no torch).
 
     python -m experiments.spe.make_parity_fixtures --official-src /path/to/Graph-COM/SPE [--pyg-path DIR]
 

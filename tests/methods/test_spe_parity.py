@@ -1,12 +1,11 @@
 """Numerical parity with the official Graph-COM/SPE ``StableExpressivePE`` (GINPhi ρ, MLP φ list) on the same weights.
 
 Fixture: ``tests/fixtures/spe/spe_parity.npz``, written by ``experiments/spe/make_parity_fixtures.py`` from the
-official PyTorch code (commit stored in the file). Compares the W tensors and the PEs in eval mode (random running
-statistics) and in train mode (batch statistics; eigenkit ``BatchNormMode.OFFICIAL`` with the batch padded to its
-largest graph reproduces the official unmasked statistics).
+official PyTorch code (commit stored in the file). The official ``state_dict`` arrays (keys ``param/…`` for the SPE,
+``model/…`` for the whole ZINC ``Model``) are loaded with the public ``spe.load_official_state_dict``. Compares the
+W tensors and the PEs in eval mode (random running statistics) and in train mode (batch statistics; eigenkit
+``BatchNormMode.OFFICIAL`` with the batch padded to its largest graph reproduces the official unmasked statistics).
 """
-
-import pathlib
 
 import jax.numpy as jnp
 import numpy as np
@@ -15,57 +14,17 @@ from flax import nnx
 
 from eigenkit.methods import spe
 
-FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spe" / "spe_parity.npz"
-
 
 @pytest.fixture(scope="module")
-def fx():
-    if not FIXTURE.exists():
-        pytest.skip(f"{FIXTURE} missing: run experiments/spe/make_parity_fixtures.py --official-src PATH")
-    with np.load(FIXTURE) as f:
-        return {k: f[k] for k in f.files}
-
-
-def _set(var, value):
-    var[...] = jnp.asarray(np.asarray(value, np.float32).reshape(var[...].shape))
-
-
-def _load_bn(bn, p, prefix, rows=None):
-    for ours, theirs in (("scale", "weight"), ("bias", "bias"), ("mean", "running_mean"), ("var", "running_var")):
-        value = p[f"{prefix}.{theirs}"] if rows is None else np.concatenate([p[f"{r}.{theirs}"] for r in rows])
-        _set(getattr(bn, ours), value)
-
-
-def _load_mlp(mlp, p, pre):
-    """official MLP: layers[i].fc / .bn, then fc  ->  eigenkit MLP: hidden[i], norms[i], out."""
-    for i in range(len(mlp.hidden)):
-        _set(mlp.hidden[i].kernel, p[f"{pre}.layers.{i}.fc.weight"].T)
-        _set(mlp.hidden[i].bias, p[f"{pre}.layers.{i}.fc.bias"])
-        _load_bn(mlp.norms[i], p, f"{pre}.layers.{i}.bn")
-    _set(mlp.out.kernel, p[f"{pre}.fc.weight"].T)
-    _set(mlp.out.bias, p[f"{pre}.fc.bias"])
-
-
-def _load_spe(m, p, pre, n_psis):
-    # φ (official psi_list[ℓ]): layers[i].fc / .bn, then fc; stacked over ℓ
-    for i in range(len(m.phi.ws) - 1):
-        _set(m.phi.ws[i], np.stack([p[f"{pre}psi_list.{l}.layers.{i}.fc.weight"].T for l in range(n_psis)]))
-        _set(m.phi.bs[i], np.stack([p[f"{pre}psi_list.{l}.layers.{i}.fc.bias"] for l in range(n_psis)]))
-        _load_bn(m.phi.norms[i], p, None, rows=[f"{pre}psi_list.{l}.layers.{i}.bn" for l in range(n_psis)])
-    _set(m.phi.ws[-1], np.stack([p[f"{pre}psi_list.{l}.fc.weight"].T for l in range(n_psis)]))
-    _set(m.phi.bs[-1], np.stack([p[f"{pre}psi_list.{l}.fc.bias"] for l in range(n_psis)]))
-    # ρ (official phi = GINPhi.gin): layers[k].eps, layers[k].mlp
-    for k, layer in enumerate(m.rho):
-        _set(layer.eps, p[f"{pre}phi.gin.layers.{k}.eps"])
-        _load_mlp(layer.mlp, p, f"{pre}phi.gin.layers.{k}.mlp")
+def fx(spe_parity_fixture):
+    return spe_parity_fixture
 
 
 def _model(fx, bn_mode):
     n_psis, psi_hidden, rho_layers, rho_hidden, pe_dims, _ = (int(x) for x in fx["sizes"])
     m = spe.SPE(n_psis, pe_dims, phi_layers=3, phi_hidden=psi_hidden, rho_layers=rho_layers, rho_hidden=rho_hidden,
                 n_mlp_layers=3, bn_mode=bn_mode, rngs=nnx.Rngs(0))
-    _load_spe(m, {k[len("param/"):]: v for k, v in fx.items() if k.startswith("param/")}, "", n_psis)
-    return m
+    return spe.load_official_state_dict(m, fx, prefix="param/")
 
 
 def _inputs(fx):
@@ -84,6 +43,13 @@ def _inputs(fx):
     eig_mask = np.arange(d)[None, :] < np.minimum(n_node, d)[:, None]
     return (jnp.asarray(fx["Lambda"]), jnp.asarray(vec), jnp.asarray(eig_mask), jnp.asarray(node_mask),
             jnp.asarray(adj)), node_mask
+
+
+def _official_eigenpairs(lam, v, n_node):
+    """Official ``Lambda [B, D]`` / ``V [N_sum, D]`` → per-graph ``[d_b]`` / ``[n_b, d_b]``, ``d_b = min(n_b, D)``."""
+    d = [min(int(n), lam.shape[1]) for n in n_node]
+    vs = np.split(v, np.cumsum(n_node)[:-1])
+    return [lam[b, :d[b]] for b in range(len(d))], [vs[b][:, :d[b]] for b in range(len(d))]
 
 
 def test_fixture_provenance(fx):
@@ -124,19 +90,7 @@ def test_full_model_matches_official(fx, mode):
                              hidden=width, n_layers=2, n_mlp_layers=3, pe_dims=pe_dims, n_phi=n_psis, phi_layers=3,
                              phi_hidden=psi_hidden, rho_layers=2, rho_hidden=width,
                              bn_mode=spe.BatchNormMode.OFFICIAL, rngs=nnx.Rngs(0))
-    p = {k[len("model/"):]: v for k, v in fx.items() if k.startswith("model/")}
-    _load_spe(m.spe, p, "positional_encoding.", n_psis)
-    bb = m.backbone
-    _set(bb.node_embed.embedding, p["node_features.weight"])
-    _set(bb.pe_embed.kernel, p["pe_embedding.weight"].T)
-    _set(bb.pe_embed.bias, p["pe_embedding.bias"])
-    for k, layer in enumerate(bb.gine.layers):
-        pre = f"base_model.gine.layers.{k}"
-        _set(layer.eps, p[f"{pre}.eps"])
-        _set(layer.edge_embed.embedding, p[f"{pre}.edge_features.weight"])
-        _load_mlp(layer.pe_mlp, p, f"{pre}.pe_embedding")
-        _load_mlp(layer.mlp, p, f"{pre}.mlp")
-    _load_mlp(bb.head, p, "base_model.mlp")
+    spe.load_official_state_dict(m, fx, prefix="model/")
     if mode == "eval":
         m.eval()
     n_node = fx["model_n_node"].astype(np.int64)
@@ -145,11 +99,8 @@ def test_full_model_matches_official(fx, mode):
     n_edge = np.array([np.sum((src >= offs[g]) & (src < offs[g + 1])) for g in range(len(n_node))])
     g = jraph.GraphsTuple(nodes=fx["model_x"].astype(np.int32), edges=fx["model_edge_attr"].astype(np.int32),
                           senders=src, receivers=dst, n_node=n_node, n_edge=n_edge, globals=None)
-    n_max = int(n_node.max())
-    batch = spe.make_graph_batch(g, max_nodes=n_max, max_edges=int(n_edge.max()), k=d)
-    vec = np.zeros((len(n_node), n_max, d), np.float32)
-    for b in range(len(n_node)):
-        vec[b, :n_node[b]] = fx["model_V"][offs[b]:offs[b + 1]]
-    eig_mask = np.arange(d)[None, :] < np.minimum(n_node, d)[:, None]
-    batch = batch._replace(eigvals=fx["model_Lambda"], eigvecs=vec, eig_mask=eig_mask)
+    # the official eigenpairs, as stored by its preprocessing: d_b = min(n_b, D) pairs, zero-padded to D
+    lam, vec = _official_eigenpairs(fx["model_Lambda"], fx["model_V"], n_node)
+    batch = spe.make_graph_batch(g, max_nodes=int(n_node.max()), max_edges=int(n_edge.max()), k=d, eigvals=lam,
+                                 eigvecs=vec)
     np.testing.assert_allclose(m(batch), fx[f"model_y_{mode}"], rtol=2e-4, atol=2e-5)

@@ -9,6 +9,8 @@ used throughout (official Graph-COM/SPE swaps φ and ρ).
   :func:`dense_adjacency_of_batch`.
 * Modules: :class:`EigenvalueNets` (φ), :class:`SPE`, :class:`SignNet`, :class:`PEGraphRegressor`
   (GINE + none / LapPE / SPE / SignNet).
+* Official weights: :func:`load_official_state_dict` (a Graph-COM/SPE PyTorch ``state_dict`` as NumPy arrays →
+  :class:`SPE` or the whole ZINC ``Model`` → :class:`PEGraphRegressor`).
 
 Differentiating the PE w.r.t. the graph (edge weights): use :meth:`SPE.from_adjacency` /
 :meth:`SPE.spectral_tensor_from_adjacency`, which build ``W`` with ``eigenkit.graph.dense_laplacian_spectral_tensor``
@@ -32,6 +34,7 @@ from eigenkit.methods.spe._model import (
     PEKind,
     SignNet,
 )
+from eigenkit.methods.spe._official_weights import load_official_state_dict
 from eigenkit.methods.spe._tensor import basis_invariant_tensor, random_sign_flip
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "SignNet",
     "basis_invariant_tensor",
     "dense_adjacency_of_batch",
+    "load_official_state_dict",
     "make_graph_batch",
     "random_sign_flip",
     "take_graph_batch",

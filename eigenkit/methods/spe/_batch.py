@@ -1,6 +1,6 @@
 """Padded graph batches for SPE: every graph padded to the same node / edge budget, plus its Laplacian spectrum.
 
-Layout (``B`` graphs, node budget ``N``, edge budget ``E``, ``d`` eigenpairs) — every leading axis is a multiple of
+Layout (``B`` graphs, node budget ``N``, edge budget ``E``, eigen width ``k``) — every leading axis is a multiple of
 ``B``, so a :class:`GraphBatch` shards over a ``"data"`` mesh axis with ``eigenkit.train.shard_batch``:
 
 * ``graphs``: a ``jraph.GraphsTuple`` with ``n_node = [N] * B`` and ``n_edge = [E] * B``: graph ``b`` owns flat
@@ -8,19 +8,25 @@ Layout (``B`` graphs, node budget ``N``, edge budget ``E``, ``d`` eigenpairs) �
   ``b·E … b·E + E − 1`` (padding edges are self-loops on the graph's first node with type 0). ``nodes`` = int node
   types ``[B·N]``, ``edges`` = int edge types ``[B·E]``, ``globals`` = targets ``[B]``. Flat ↔ padded is a reshape.
 * ``node_mask [B·N]``, ``edge_mask [B·E]``: real entries.
-* ``eigvals [B, d]``, ``eigvecs [B, N, d]``, ``eig_mask [B, d]``: ``d`` smallest eigenpairs of the symmetric
-  normalised Laplacian (``eigenkit.graph.laplacian_eigs``; padded pairs zero and masked), as in the official
-  preprocessing (``d = min(n, D)``, trivial pair included).
+* ``eigvals [B, k]``, ``eigvecs [B, N, k]``, ``eig_mask [B, k]``: graph ``b`` holds ``d_b`` eigenpairs in slots
+  ``0 … d_b − 1``; slots ``d_b … k − 1`` are zero and masked. Computed: the ``d_b = min(n_b, k)`` smallest pairs of
+  the symmetric normalised Laplacian (``eigenkit.graph.laplacian_eigs``), exactly the official preprocessing
+  (Graph-COM/SPE ``zinc/trainer.py``, ``pre_transform``: ``d = min(n, D)``, trivial pair included, ``Lambda`` and
+  ``V`` zero-padded to ``D``). ``k`` may exceed ``N``: the eigen axis is then padded to the PE width ``D = k``
+  whatever the batch's largest graph, as the official ``Lambda [B, D]`` always is. Or given: see
+  :func:`make_graph_batch` (``eigvals=`` / ``eigvecs=``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import jraph
 import numpy as np
+from jaxtyping import Float
 
 from eigenkit import graph as eg
 
@@ -47,12 +53,40 @@ class GraphBatch(NamedTuple):
 
 
 def make_graph_batch(graphs: jraph.GraphsTuple, *, max_nodes: int, max_edges: int, k: int | None = None,
-                     kind: eg.LaplacianKind = eg.LaplacianKind.SYM_NORM, dtype=np.float32) -> GraphBatch:
+                     kind: eg.LaplacianKind = eg.LaplacianKind.SYM_NORM, dtype=np.float32,
+                     eigvals: Sequence[Float[np.ndarray, " d_b"]] | None = None,
+                     eigvecs: Sequence[Float[np.ndarray, "n_b d_b"]] | None = None) -> GraphBatch:
     """Host-side: an unpadded ``jraph`` batch (``jraph.batch`` of single graphs, int node / edge types) → a
-    :class:`GraphBatch` with per-graph padding to ``max_nodes`` / ``max_edges`` and ``k`` eigenpairs.
+    :class:`GraphBatch` with per-graph padding to ``max_nodes`` / ``max_edges`` and an eigen axis of width ``k``.
+
+    Eigenpairs are computed (default: the ``min(n_b, k)`` smallest pairs of the ``kind`` Laplacian, as the official
+    preprocessing) or **given** per graph with ``eigvals`` / ``eigvecs``, which are then stored verbatim (cast to
+    ``dtype``; not re-sorted, re-signed or re-normalised — e.g. the official ``Lambda`` / ``V`` of a preprocessed
+    dataset, or spectra of another operator). Either way graph ``b``'s pairs fill slots ``0 … d_b − 1`` and the rest
+    of the ``k`` slots are zero and masked (``eig_mask``), so ``W = V diag(φ(λ)) Vᵀ`` never sees them.
+
+    ``k`` may exceed ``max_nodes`` (slots beyond every graph's size are padding). This is the official layout when
+    the PE width ``D`` exceeds the batch's largest graph (``Lambda [B, D]``, ``V [N_sum, D]``): with
+    ``BatchNormMode.OFFICIAL`` φ's train-mode BatchNorm statistics run over all ``B × k`` slots, padded ones
+    included, exactly as the official code's run over ``B × D``; so pad to ``k = D`` to reproduce official
+    train-mode outputs (``k = max_nodes`` gives other statistics whenever ``D > max_nodes``). In eval mode and with
+    ``BatchNormMode.MASKED`` the PE does not depend on ``k`` as long as ``k >= max(n_b)``.
+
+    Args:
+      graphs: ``G`` graphs, ``jraph.batch`` layout (``n_node [G]``, ``n_edge [G]``, global ``senders`` /
+        ``receivers``).
+      max_nodes, max_edges: per-graph padding budgets ``N``, ``E``.
+      k: eigen axis width (default ``max_nodes``), ``>= 1``; any size, also ``> max_nodes``.
+      kind: Laplacian of the computed spectra (ignored when ``eigvals`` / ``eigvecs`` are given).
+      dtype: float dtype of ``eigvals`` / ``eigvecs``.
+      eigvals: optional, ``G`` arrays ``[d_b]`` (a ``[G, d]`` array also works), ``d_b <= min(n_b, k)``.
+      eigvecs: optional, ``G`` arrays ``[n_b, d_b]``: column ``i`` belongs to ``eigvals[b][i]``, rows are graph
+        ``b``'s nodes in the order of ``graphs``. Given together with ``eigvals``.
 
     Raises:
-      ValueError: a graph has more than ``max_nodes`` nodes or ``max_edges`` edges, or ``nodes`` holds NaN.
+      ValueError: a graph has more than ``max_nodes`` nodes or ``max_edges`` edges, ``nodes`` holds NaN, ``k < 1``,
+        or given eigenpairs have the wrong number / shape (the message names the graph and the expected shape),
+        more pairs than ``min(n_b, k)``, or NaN/Inf.
 
     Example:
       >>> import jraph, numpy as np
@@ -61,6 +95,20 @@ def make_graph_batch(graphs: jraph.GraphsTuple, *, max_nodes: int, max_edges: in
       >>> b = make_graph_batch(g, max_nodes=4, max_edges=4, k=4)
       >>> b.graphs.nodes.shape, b.node_mask.tolist(), b.eig_mask.tolist()
       ((4,), [True, True, True, False], [[True, True, True, False]])
+      >>> b = make_graph_batch(g, max_nodes=4, max_edges=4, k=6)   # pad to a PE width D = 6 > max_nodes
+      >>> b.eigvecs.shape, b.eig_mask.tolist()
+      ((1, 4, 6), [[True, True, True, False, False, False]])
+
+      Official preprocessed eigenpairs (``Lambda [G, D]``, ``V [N_sum, D]``, ``d_b = min(n_b, D)``), used as given:
+
+      >>> lam = np.array([[0.0, 1.0, 2.0, 0.0, 0.0]])                      # D = 5, graph of 3 nodes
+      >>> V = np.linalg.eigh(np.array([[1.0, -1, 0], [-1, 1, 0], [0, 0, 1]]))[1]
+      >>> d = [min(int(n), 5) for n in g.n_node]
+      >>> vecs = [v[:, :db] for v, db in zip(np.split(V, np.cumsum(g.n_node)[:-1]), d)]
+      >>> b = make_graph_batch(g, max_nodes=4, max_edges=4, k=5, eigvals=[l[:db] for l, db in zip(lam, d)],
+      ...                      eigvecs=vecs)
+      >>> b.eigvals.tolist(), b.eig_mask.tolist()
+      ([[0.0, 1.0, 2.0, 0.0, 0.0]], [[True, True, True, False, False]])
     """
     n_node = np.asarray(graphs.n_node, np.int64)
     n_edge = np.asarray(graphs.n_edge, np.int64)
@@ -75,6 +123,11 @@ def make_graph_batch(graphs: jraph.GraphsTuple, *, max_nodes: int, max_edges: in
     if np.issubdtype(nodes.dtype, np.floating) and not np.all(np.isfinite(nodes)):
         raise ValueError("graphs.nodes contains NaN/Inf")
     k = max_nodes if k is None else k
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be a Python int >= 1 (the eigen axis width; it may exceed max_nodes), got {k!r}")
+    k = int(k)
+    if (eigvals is None) != (eigvecs is None):
+        raise ValueError("eigvals and eigvecs must be given together (or both left None to compute the spectra)")
     no = np.concatenate([[0], np.cumsum(n_node)])
     eo = np.concatenate([[0], np.cumsum(n_edge)])
     gid_n = np.repeat(np.arange(g), n_node)
@@ -98,13 +151,66 @@ def make_graph_batch(graphs: jraph.GraphsTuple, *, max_nodes: int, max_edges: in
     local_r = np.asarray(graphs.receivers) - no[gid_e]
     snd[flat_e] = gid_e * max_nodes + local_s
     rcv[flat_e] = gid_e * max_nodes + local_r
-    spec = eg.laplacian_eigs(graphs, max_nodes, k, kind, dtype=dtype)
+    if eigvals is None:
+        lam, vec, eig_mask = _computed_eigenpairs(graphs, max_nodes, k, kind, dtype)
+    else:
+        lam, vec, eig_mask = _given_eigenpairs(eigvals, eigvecs, n_node, max_nodes, k, dtype)
     glob = None if graphs.globals is None else np.asarray(graphs.globals)
     padded = jraph.GraphsTuple(nodes=out_nodes, edges=out_edges, senders=snd.astype(np.int32),
                                receivers=rcv.astype(np.int32), n_node=np.full(g, max_nodes, np.int32),
                                n_edge=np.full(g, max_edges, np.int32), globals=glob)
-    return GraphBatch(padded, node_mask, edge_mask, np.asarray(spec.eigvals), np.asarray(spec.eigvecs),
-                      np.asarray(spec.eig_mask))
+    return GraphBatch(padded, node_mask, edge_mask, lam, vec, eig_mask)
+
+
+def _computed_eigenpairs(graphs, max_nodes: int, k: int, kind, dtype):
+    """``min(n_b, k)`` smallest Laplacian pairs per graph, eigen axis zero-padded (and masked) from
+    ``min(k, max_nodes)`` to ``k`` — the official ``Lambda [B, D]`` / ``V [n, D]`` zero padding."""
+    spec = eg.laplacian_eigs(graphs, max_nodes, min(k, max_nodes), kind, dtype=dtype)
+    lam, vec, mask = np.asarray(spec.eigvals), np.asarray(spec.eigvecs), np.asarray(spec.eig_mask)
+    extra = k - lam.shape[1]
+    if extra > 0:
+        lam = np.pad(lam, ((0, 0), (0, extra)))
+        vec = np.pad(vec, ((0, 0), (0, 0), (0, extra)))
+        mask = np.pad(mask, ((0, 0), (0, extra)))
+    return lam, vec, mask
+
+
+def _given_eigenpairs(eigvals, eigvecs, n_node, max_nodes: int, k: int, dtype):
+    """Checked, padded copies of per-graph eigenpairs: ``eigvals[b] [d_b]``, ``eigvecs[b] [n_b, d_b]``."""
+    g = n_node.shape[0]
+    for name, seq in (("eigvals", eigvals), ("eigvecs", eigvecs)):
+        try:
+            count = len(seq)
+        except TypeError:
+            raise ValueError(f"{name} must be a sequence of one array per graph (G = {g}), got "
+                             f"{type(seq).__name__}") from None
+        if count != g:
+            raise ValueError(f"{name} must hold one array per graph (G = {g}), got {count}")
+    lam = np.zeros((g, k), dtype)
+    vec = np.zeros((g, max_nodes, k), dtype)
+    mask = np.zeros((g, k), bool)
+    for b in range(g):
+        n = int(n_node[b])
+        lb, vb = np.asarray(eigvals[b]), np.asarray(eigvecs[b])
+        if lb.ndim != 1:
+            raise ValueError(f"eigvals[{b}] must have shape (d_{b},) (one eigenvalue per eigenpair of graph {b}), "
+                             f"got {lb.shape}")
+        d = lb.shape[0]
+        if vb.shape != (n, d):
+            raise ValueError(f"eigvecs[{b}] must have shape (n_{b}, d_{b}) = ({n}, {d}) (graph {b}'s nodes × "
+                             f"len(eigvals[{b}])), got {vb.shape}")
+        for name, x in ((f"eigvals[{b}]", lb), (f"eigvecs[{b}]", vb)):
+            if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)) and x.size:
+                raise ValueError(f"{name} must be real (float), got dtype {x.dtype}")
+            if x.size and not np.all(np.isfinite(x)):
+                raise ValueError(f"{name} contains NaN/Inf")
+        if d > min(n, k):
+            raise ValueError(f"graph {b} has {n} nodes but {d} eigenpairs were given; at most min(n_{b}, k) = "
+                             f"{min(n, k)} fit (for official zero-padded Lambda / V pass the first min(n, D) columns)")
+        lam[b, :d] = lb
+        vec[b, :n, :d] = vb
+        mask[b, :d] = True
+    return lam, vec, mask
 
 
 def take_graph_batch(batch: GraphBatch, index) -> GraphBatch:

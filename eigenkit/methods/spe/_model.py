@@ -13,9 +13,12 @@ the permutation-equivariant network on ``W`` (code: ``phi``, ``GINPhi``). Config
 BatchNorm (:class:`BatchNormMode`): ``MASKED`` (default) excludes every padded entry from the statistics (padded
 eigenvalues in φ, padded rows *and* columns of ``W`` in ρ, padding nodes in the GINE), so a graph's train-mode output
 does not depend on how much padding its batch has. ``OFFICIAL`` reproduces the statistics of the PyTorch code:
-φ's BN sees all ``B × D`` eigenvalue slots (padded ones included), ρ's BN sees the ``N_sum`` real rows with all
-columns up to the padding width (equal to the official ``N_max`` when a batch is padded exactly to its largest
-graph). Eval mode (running statistics) is identical in both.
+φ's BN sees all ``B × D`` eigenvalue slots (padded ones included; ``D`` = the eigen axis width, so build batches
+with ``make_graph_batch(..., k=D)`` for the official PE width ``D``, also when ``D > max_nodes``), ρ's BN sees the
+``N_sum`` real rows with all columns up to the padding width (equal to the official ``N_max`` when a batch is padded
+exactly to its largest graph). Eval mode (running statistics) is identical in both.
+
+Official PyTorch weights (a ``state_dict`` as NumPy arrays) load with :func:`load_official_state_dict`.
 """
 
 from __future__ import annotations
@@ -118,7 +121,9 @@ class SPE(nnx.Module):
        ``n_mlp_layers`` Linear layers of width ``rho_hidden`` with BatchNorm), then
        ``PE[b, v] = Σ_{j real} H[b, v, j]``.
 
-    Padded nodes get PE 0. Full spectra: ``d = N``; truncated: ``d < N`` smallest pairs. Cost: ``O(B N² m)`` memory.
+    Padded nodes get PE 0. Full spectra: ``d = N``; truncated: ``d < N`` smallest pairs; ``d > N``: the eigen axis
+    padded to a PE width beyond the node budget (official ``D``; the extra slots are masked, so ``W`` and the
+    masked / eval-mode PE are unchanged). Cost: ``O(B N² m)`` memory.
     Degenerate inputs: graphs with no edges are fine (ρ's aggregation is empty; isolated nodes have λ = 1 under the
     official convention); NaN/Inf in ``eigvals`` / ``eigvecs`` / ``adj`` propagate to the PE (values are not checked
     under ``jit``; :func:`make_graph_batch` rejects NaN node features eagerly and too-large graphs with a clear error).
