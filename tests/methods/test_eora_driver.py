@@ -78,3 +78,42 @@ def test_driver_bad_inputs(setup):
         eora.compress_model(model, np.zeros((2, 3, 4)), SPEC)
     with pytest.raises(ValueError, match="rank must be"):
         eora.compensate_model(model, compressed, toks, eora.CompensationSpec(eora.Compensation.EORA, 0))
+
+
+def test_experiment_path_is_the_parity_path(setup):
+    """The driver's factors are eora_factors (the function the parity test checks against NVlabs) with the spec's
+    defaults, which are eora_factors' defaults: block 0 sees the uncompressed inputs, so its factors can be rebuilt."""
+    import inspect
+
+    model, toks, compressed, _ = setup
+    sig = inspect.signature(eora.eora_factors).parameters
+    spec = eora.CompensationSpec(eora.Compensation.EORA, rank=4)
+    assert spec.form is sig["form"].default and spec.clamp is sig["clamp"].default
+    assert spec.form is eora.EoraForm.PROJECTION
+    _, factors, _ = eora.compensate_model(model, compressed, toks, spec, batch_size=4)
+    covs = eora.input_covariances(model, toks, batch_size=4)
+    weights = dict(eora.compensated_weights(compressed))
+    from eigenkit.nn import LINEAR_INPUTS, llama_weights
+
+    orig = llama_weights(model)
+    for name in ("q", "o", "gate", "down"):
+        key = f"blocks.0.{name}"
+        cov = covs[f"blocks.0.{LINEAR_INPUTS[name]}"]
+        b, a = eora.eora_factors(orig[key] - weights[key], cov.astype(jnp.float64), 4)
+        np.testing.assert_allclose(np.asarray(factors[key][0] @ factors[key][1]), np.asarray(b @ a), atol=1e-6)
+
+
+def test_layer_errors_on_uncompressed_inputs(setup):
+    model, toks, compressed, report = setup
+    covs = eora.input_covariances(model, toks, batch_size=4)
+    assert len(covs) == 2 * 4 and covs["blocks.1.down_in"].shape == (24, 24)
+    none = eora.layer_errors(model, compressed, covs)
+    assert [(r["layer"], r["name"]) for r in none] == [(r["layer"], r["name"]) for r in report]
+    # block 0 sees the same inputs in both passes, so its errors equal the compression report's
+    for r0, r1 in zip(none[:7], report[:7], strict=True):
+        np.testing.assert_allclose(r0["rel_err"], r1["rel_err"], rtol=1e-4)
+    _, f, _ = eora.compensate_model(model, compressed, None, eora.CompensationSpec(eora.Compensation.SVD, 24))
+    full = eora.layer_errors(model, eora.compensated_weights(compressed, f), covs)
+    assert max(r["rel_err"] for r in full) < 1e-4  # full-rank SVD restores W
+    with pytest.raises(ValueError, match="input_covariances"):
+        eora.layer_errors(model, compressed, {})

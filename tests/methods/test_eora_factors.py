@@ -95,20 +95,26 @@ def test_clamp_policies_on_indefinite_and_tiny_spectra(rng, clamp):
     q, _ = np.linalg.qr(rng.standard_normal((d, d)))
     for lam in ([-1.0, 0.5, 1, 2, 3, 4], [1e-30, 1e-20, 1, 2, 3, 4]):
         s = jnp.asarray(q @ np.diag(lam) @ q.T)
-        b, a = eora.eora_factors(delta, s, 3, clamp=clamp)
+        b, a = eora.eora_factors(delta, s, 3, form=eora.EoraForm.WHITENED, clamp=clamp)
         assert np.all(np.isfinite(np.asarray(b))) and np.all(np.isfinite(np.asarray(a)))
     neg = jnp.asarray(-(q @ np.diag(np.arange(1.0, d + 1)) @ q.T))
-    b, a = eora.eora_factors(delta, neg, 3, clamp=eora.EigenClamp.PINV_RTOL)
+    whitened = eora.EoraForm.WHITENED
+    b, a = eora.eora_factors(delta, neg, 3, form=whitened, clamp=eora.EigenClamp.PINV_RTOL)
     np.testing.assert_array_equal(np.asarray(b @ a), 0.0)  # nothing to compensate against: BA = 0
-    b, a = eora.eora_factors(delta, neg, 3, clamp=eora.EigenClamp.NVLABS_MINPOS)
+    b, a = eora.eora_factors(delta, neg, 3)  # the default form has no S^{-1/2}: ΔW S ΔWᵀ is negative, nothing kept
+    np.testing.assert_array_equal(np.asarray(b @ a), 0.0)
+    b, a = eora.eora_factors(delta, neg, 3, form=whitened, clamp=eora.EigenClamp.NVLABS_MINPOS)
     assert not np.all(np.isfinite(np.asarray(a)))  # documented: the official rule has no positive eigenvalue to use
 
 
-def test_singular_covariance_pinv_is_optimal_on_the_data(rng):
+@pytest.mark.parametrize("form", list(eora.EoraForm))
+def test_singular_covariance_is_optimal_on_the_data(rng, form):
     delta, _ = _problem(rng)
     x = rng.standard_normal((4, 8))  # 4 tokens < d_in: S has rank 4
-    b, a = eora.eora_factors(jnp.asarray(delta), jnp.asarray(x.T @ x), 4)
+    clamp = eora.EigenClamp.PINV_RTOL  # WHITENED needs a pseudo-inverse here; PROJECTION ignores the clamp
+    b, a = eora.eora_factors(jnp.asarray(delta), jnp.asarray(x.T @ x), 4, form=form, clamp=clamp)
     np.testing.assert_allclose(np.asarray((delta - b @ a) @ x.T), 0.0, atol=1e-9)
+    assert np.all(np.isfinite(np.asarray(b))) and np.all(np.isfinite(np.asarray(a)))
     b, a = eora.eora_factors_cholesky(jnp.asarray(delta), jnp.asarray(x.T @ x), 4, damp=1e-10)
     assert np.linalg.norm(np.asarray((delta - b @ a) @ x.T)) < 1e-3 * np.linalg.norm(delta @ x.T)
 
@@ -127,6 +133,70 @@ def test_bad_inputs(rng):
         eora.eora_factors_cholesky(d, jnp.ones((3, 2)), 2)
     with pytest.raises(TypeError, match="EigenClamp"):
         eora.eigen_sqrt(jnp.eye(3), clamp="pinv")
+    with pytest.raises(TypeError, match="EoraForm"):
+        eora.eora_factors(d, jnp.eye(3), 2, form="projection")
+
+
+# --------------------------------------------------------------- outlier eigenvalues (massive activations)
+
+
+def _paper_reference_f64(delta, s, r):
+    """Independent float64 NumPy implementation of the paper's formula with the official (NVlabs) clamp."""
+    lam, q = np.linalg.eigh(s)
+    lam = np.where(lam < 0, lam[lam > 0].min(), lam)
+    u, sig, vt = np.linalg.svd(delta @ (q * np.sqrt(lam)), full_matrices=False)
+    return (u[:, :r] * sig[:r]) @ vt[:r] @ (q / np.sqrt(lam)).T
+
+
+def _outlier_problem(rng, d_out, d_in, bulk=True):
+    """A covariance with one massive channel (λ1/λ2 ~ 1e6, like SmolLM2's ``down_proj`` inputs); ΔW in the bulk
+    (``bulk``) or with a full-size component on the massive channel too."""
+    n = 4 * d_in
+    x = rng.standard_normal((n, d_in)) * np.exp(rng.uniform(-3.0, 1.0, d_in))
+    x[:, 0] = 3000.0 * rng.standard_normal(n)
+    delta = 0.05 * rng.standard_normal((d_out, d_in))
+    if bulk:
+        delta[:, 0] *= 1e-3
+    return delta, x.T @ x / n
+
+
+def _objective(delta, ba, s):
+    r = delta - ba
+    return np.sqrt(np.sum((r @ s) * r))
+
+
+@pytest.mark.parametrize("shape", [(48, 96), (96, 48)])  # d_out < d_in and d_out > d_in
+def test_dominant_outlier_eigenvalue_default_keeps_the_bulk(rng, shape):
+    delta, s = _outlier_problem(rng, *shape)
+    lam = np.linalg.eigvalsh(s)
+    assert lam[-1] / lam[-2] > 1e5
+    ref = _paper_reference_f64(delta, s, 16)
+    b, a = eora.eora_factors(jnp.asarray(delta), jnp.asarray(s), 16)  # the default (float64 here)
+    np.testing.assert_allclose(np.asarray(b @ a), ref, rtol=0, atol=1e-8 * np.abs(ref).max())
+    # the old default (relative pseudo-inverse cut) drops the bulk below λ_max·d·eps_f32 and compensates nothing there
+    b, a = eora.eora_factors(jnp.asarray(delta), jnp.asarray(s), 16, form=eora.EoraForm.WHITENED,
+                             clamp=eora.EigenClamp.PINV_RTOL)
+    assert _objective(delta, np.asarray(b @ a), s) > 1.5 * _objective(delta, ref, s)
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+@pytest.mark.parametrize("rank", [8, 32])
+@pytest.mark.parametrize("shape", [(48, 96), (96, 48)])
+def test_default_float32_path_equals_float64_paper_formula_on_ill_conditioned_cov(rng, shape, rank, bulk):
+    delta, s = _outlier_problem(rng, *shape, bulk=bulk)
+    ref = _paper_reference_f64(delta, s, rank)
+    f = jax.jit(eora.eora_factors, static_argnums=2)
+    b, a = f(jnp.asarray(delta, jnp.float32), jnp.asarray(s, jnp.float32), rank)
+    assert b.dtype == jnp.float32 and a.dtype == jnp.float32
+    ba = np.asarray(b @ a, np.float64)
+    err = np.linalg.norm(ba - ref) / np.linalg.norm(ref)
+    excess = _objective(delta, ba, s) / _objective(delta, ref, s) - 1.0
+    assert err < 5e-4 and abs(excess) < 5e-5
+    # at least as accurate as the official code's precision (float64 eigh, float32 SVD and L⁻¹): 2-100x better here
+    bo, ao = eora.eora_factors(jnp.asarray(delta, jnp.float32), jnp.asarray(s), rank, form=eora.EoraForm.WHITENED)
+    bao = np.asarray(bo @ ao, np.float64)
+    assert err <= np.linalg.norm(bao - ref) / np.linalg.norm(ref)
+    assert abs(excess) <= max(abs(_objective(delta, bao, s) / _objective(delta, ref, s) - 1.0), 1e-6)
 
 
 def test_vmap_matches_loop_and_grad(rng):
@@ -192,3 +262,27 @@ def test_covariance_bad_inputs():
         eora.covariance_update(st, jnp.zeros((2, 4)))
     with pytest.raises(TypeError, match="dtype"):
         eora.covariance_update(st, jnp.zeros((2, 3), jnp.float64))
+
+
+def test_covariance_root_badly_scaled_and_singular(rng, dtype, tol):
+    x = rng.standard_normal((40, 6)) * np.array([3000.0, 1.0, 0.3, 2.0, 0.01, 1.0])
+    for s in (x.T @ x / 40, x[:3].T @ x[:3] / 3):  # positive definite (Cholesky path) / rank 3 (eigen fallback)
+        s = jnp.asarray(s, dtype)
+        l = jax.jit(eora.covariance_root)(s)
+        assert l.dtype == dtype and np.all(np.isfinite(np.asarray(l)))
+        d = np.sqrt(np.diag(np.asarray(s, np.float64)))
+        rel = (np.asarray(l @ l.T, np.float64) - np.asarray(s, np.float64)) / np.outer(d, d)  # per-entry, scaled
+        assert np.abs(rel).max() < 100 * tol[0]
+    batched = jax.vmap(eora.covariance_root)(jnp.stack([jnp.eye(3, dtype=dtype), 4.0 * jnp.eye(3, dtype=dtype)]))
+    np.testing.assert_allclose(np.asarray(batched[1]), 2.0 * np.eye(3), atol=tol[1])
+
+
+def test_factors_from_a_shared_root_equal_eora_factors(rng):
+    delta, x = _problem(rng)
+    s = jnp.asarray(x.T @ x)
+    root = eora.covariance_root(s)
+    for r in (2, 5):
+        b0, a0 = eora.eora_factors(jnp.asarray(delta), s, r)
+        b1, a1 = eora.eora_factors_from_root(jnp.asarray(delta), root, r)
+        np.testing.assert_array_equal(np.asarray(b0), np.asarray(b1))
+        np.testing.assert_array_equal(np.asarray(a0), np.asarray(a1))

@@ -24,8 +24,9 @@ def test_fixture_provenance():
     assert str(f["commit"]) == "11ff6c0e1c90862945c9fd524c07637be2fbbb12"
 
 
+@pytest.mark.parametrize("cov_dtype", [jnp.float64, jnp.float32])  # paper preset / cpu preset (float64_eigh)
 @pytest.mark.parametrize("name", ["up", "down"])
-def test_eora_factors_match_official(name):
+def test_eora_factors_match_official(name, cov_dtype):
     f = _load("eigen")
     n = int(f["num_samples"])
     x = f[f"x_{name}"]  # (n, 1, l, d_in) in the order the official hook saw them
@@ -35,8 +36,13 @@ def test_eora_factors_match_official(name):
                                     num_samples=n)
     s = eora.covariance_finalize(st, weighting=eora.CovarianceWeighting.OFFICIAL_DECAY)
     delta = jnp.asarray(f[f"w_{name}"] - f[f"wc_{name}"])
-    b, a = eora.eora_factors(delta, s.astype(jnp.float64), int(f["rank"]), clamp=eora.EigenClamp.NVLABS_MINPOS)
     b_ref, a_ref = f[f"b_{name}"], f[f"a_{name}"]
+    # the default path (what the experiment's driver runs) and the official computation (WHITENED, NVlabs clamp)
+    bw, aw = eora.eora_factors(delta, s.astype(jnp.float64), int(f["rank"]), form=eora.EoraForm.WHITENED,
+                               clamp=eora.EigenClamp.NVLABS_MINPOS)
+    np.testing.assert_allclose(np.asarray(bw @ aw, np.float64), b_ref.astype(np.float64) @ a_ref.astype(np.float64),
+                               rtol=0, atol=2e-5 * np.abs(b_ref @ a_ref).max())
+    b, a = eora.eora_factors(delta, s.astype(cov_dtype), int(f["rank"]))
     ba, ba_ref = np.asarray(b @ a, np.float64), b_ref.astype(np.float64) @ a_ref.astype(np.float64)
     np.testing.assert_allclose(ba, ba_ref, rtol=0, atol=2e-5 * np.abs(ba_ref).max())
     # factors themselves agree up to the sign of each singular pair

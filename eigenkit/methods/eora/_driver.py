@@ -8,8 +8,15 @@ Two passes, as the official code:
    here) and is compressed with :func:`compress_weight` (the covariance is the GPTQ/SparseGPT Hessian).
 2. :func:`compensate_model` (``llama_sequential_eigen``): block ``i`` sees hidden states from blocks ``0..i−1``
    already *compensated*; all linears of the block are hooked at once with the block's original weights (q/k/v share
-   ``attn_in`` and one eigendecomposition, gate/up share ``mlp_in``); each weight becomes ``W_c + B A``; the block is
-   re-run with the new weights to give the next block's inputs. ``SVD`` needs no calibration (no forward pass).
+   ``attn_in`` and one covariance root, gate/up share ``mlp_in``); each weight becomes ``W_c + B A`` with ``(B, A)``
+   computed as :func:`eigenkit.methods.eora.eora_factors` computes them (the function the parity test compares with
+   the official code; the same two steps, root then factors, with the spec's ``form`` and ``clamp``); the block is
+   re-run with the new weights to give the next block's inputs.
+   ``SVD`` needs no calibration (no forward pass).
+
+:func:`input_covariances` and :func:`layer_errors` measure every linear's relative output error
+``‖(W − Ŵ) Xᵀ‖_F / ‖W Xᵀ‖_F`` on any token set, with ``X`` the inputs that layer sees in the *uncompressed* model
+(one forward pass per token set, shared by every compression and compensation compared on it).
 """
 
 from __future__ import annotations
@@ -25,8 +32,11 @@ import numpy as np
 from eigenkit.methods.eora._compress import CompressionSpec, compress_weight
 from eigenkit.methods.eora._factors import (
     EigenClamp,
+    EoraForm,
+    covariance_root,
     eigen_sqrt,
     eora_factors_cholesky,
+    eora_factors_from_root,
     eora_factors_from_sqrt,
     svd_factors,
 )
@@ -47,18 +57,20 @@ class Compensation(enum.Enum):
 
     NONE = "none"
     SVD = "svd"  # truncated SVD of ΔW (ZeroQuant-V2)
-    EORA = "eora"  # eigen path (eigh in float64 when x64 is enabled)
+    EORA = "eora"  # eora_factors (eigendecomposition in float64 when x64 is enabled)
     EORA_CHOLESKY = "eora_cholesky"  # float32 Cholesky whitening
 
 
 @dataclasses.dataclass(frozen=True)
 class CompensationSpec:
-    """Static compensation recipe: ``method``, ``rank`` (capped per layer at ``min(d_out, d_in)``), EoRA eigenvalue
-    ``clamp``, relative Cholesky ``damp``."""
+    """Static compensation recipe: ``method``, ``rank`` (capped per layer at ``min(d_out, d_in)``), the EoRA
+    :class:`EoraForm` and its eigenvalue ``clamp`` (``WHITENED`` only), relative Cholesky ``damp``. The defaults are
+    those of :func:`eigenkit.methods.eora.eora_factors`."""
 
     method: Compensation = Compensation.EORA
     rank: int = 64
-    clamp: EigenClamp = EigenClamp.PINV_RTOL
+    form: EoraForm = EoraForm.PROJECTION
+    clamp: EigenClamp = EigenClamp.NVLABS_MINPOS
     damp: float = 1e-6  # Cholesky path only
 
     @property
@@ -83,15 +95,23 @@ def _compress(w, cov, spec):
     return compress_weight(w, cov, spec)
 
 
-@functools.partial(jax.jit, static_argnames=("clamp",))
-def _eigen_sqrt(cov, clamp):
-    cdt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    return eigen_sqrt(cov.astype(cdt), clamp=clamp)
+def _cdt():
+    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+
+@functools.partial(jax.jit, static_argnames=("form", "clamp"))
+def _root(cov, form, clamp):
+    """What eora_factors derives from the covariance, computed once per input shared by several linears."""
+    cov = cov.astype(_cdt())
+    return (covariance_root(cov),) if form is EoraForm.PROJECTION else eigen_sqrt(cov, clamp=clamp)
 
 
 @functools.partial(jax.jit, static_argnames=("rank",))
-def _eora_from_sqrt(w, w_c, l, l_inv, rank):
-    return eora_factors_from_sqrt(w - w_c, l, l_inv, rank)
+def _eora(w, w_c, root, rank):
+    """eora_factors(W − W_c, S, rank, form, clamp) from _root(S, form, clamp)."""
+    if len(root) == 1:
+        return eora_factors_from_root(w - w_c, root[0], rank)
+    return eora_factors_from_sqrt(w - w_c, *root, rank)
 
 
 @functools.partial(jax.jit, static_argnames=("rank", "damp"))
@@ -207,8 +227,8 @@ def compensate_model(
             r = min(rank, *w.shape)
             if method is Compensation.EORA:
                 if src not in roots:
-                    roots[src] = _eigen_sqrt(cov, compensation.clamp)
-                b, a = _eora_from_sqrt(w, w_c, *roots[src], r)
+                    roots[src] = _root(cov, compensation.form, compensation.clamp)
+                b, a = _eora(w, w_c, roots[src], r)
             else:
                 b, a = _eora_chol(w, w_c, cov, r, compensation.damp)
             factors[key] = (b, a)
@@ -221,6 +241,66 @@ def compensate_model(
             weights[f"blocks.{i}.{k}"] = v
         hs = [_block_out(cfg, new_bw, h) for h in hs]
     return llama_from_weights(cfg, weights), factors, report
+
+
+def input_covariances(model: LlamaModel, tokens, *, batch_size: int = 8) -> dict:
+    """Input covariance ``XᵀX / n`` of every linear of the *uncompressed* ``model`` on ``tokens`` ``(n, l)``.
+
+    Returns ``{"blocks.i.<input>": S}`` with ``<input>`` one of ``attn_in``, ``o_in``, ``mlp_in``, ``down_in``
+    (:data:`eigenkit.nn.LINEAR_INPUTS`); one forward pass, float32 accumulation (for SmolLM2-135M: 30 x 4 matrices,
+    about 400 MB)."""
+    cfg: LlamaConfig = model.config
+    weights = llama_weights(model)
+    hs, n_tok = _calib_states(model, tokens, batch_size)
+    out = {}
+    for i in range(cfg.num_layers):
+        bw = _block(weights, i)
+        out.update({f"blocks.{i}.{k}": v for k, v in _covariances(cfg, bw, hs, n_tok).items()})
+        hs = [_block_out(cfg, bw, h) for h in hs]
+    return out
+
+
+@jax.jit
+def _rel_errors(w, w_new, cov):
+    """Batched over the leading (layer) axis: ``sqrt(tr(E S Eᵀ) / tr(W S Wᵀ))``, ``E = W − Ŵ``."""
+
+    def one(w, wn, c):
+        def q(m):
+            return jnp.sum((m @ c) * m)
+
+        return jnp.sqrt(q(w - wn) / q(w))
+
+    return jax.vmap(one)(w, w_new, cov)
+
+
+def layer_errors(model: LlamaModel, new_weights: dict, covs: dict) -> list[dict]:
+    """Per-linear relative output error ``sqrt(tr(E S Eᵀ) / tr(W S Wᵀ))``, ``E = W − Ŵ``, for the weights listed in
+    ``new_weights`` (``{"blocks.i.name": Ŵ}``, e.g. ``W_c`` or ``W_c + B A``) against ``model``'s ``W``, with ``S``
+    from :func:`input_covariances` (the uncompressed model's inputs, so every method is measured on the same ``X``).
+
+    Returns a list of ``{layer, name, rel_err}`` in layer order (one batched computation per linear name)."""
+    weights = llama_weights(model)
+    by_name: dict[str, list[tuple[int, str]]] = {}
+    for key in new_weights:
+        _, i, name = key.split(".")
+        src = f"blocks.{i}.{LINEAR_INPUTS[name]}"
+        if src not in covs:
+            raise ValueError(f"covs has no entry {src} for {key}: pass the dict from input_covariances(model, tokens)")
+        by_name.setdefault(name, []).append((int(i), key))
+    report = []
+    for name, items in by_name.items():
+        keys = [k for _, k in items]
+        errs = _rel_errors(jnp.stack([weights[k] for k in keys]), jnp.stack([new_weights[k] for k in keys]),
+                           jnp.stack([covs[f"blocks.{i}.{LINEAR_INPUTS[name]}"] for i, _ in items]))
+        report += [{"layer": i, "name": name, "rel_err": float(e)} for (i, _), e in zip(items, np.asarray(errs),
+                                                                                       strict=True)]
+    return sorted(report, key=lambda r: (r["layer"], LINEAR_NAMES.index(r["name"])))
+
+
+def compensated_weights(compressed: dict, factors: dict | None = None) -> dict:
+    """``{"blocks.i.name": W_c + B A}`` (``W_c`` where ``factors`` has no entry)."""
+    factors = factors or {}
+    return {k: (w_c + factors[k][0] @ factors[k][1]) if k in factors else w_c for k, w_c in compressed.items()}
 
 
 def compress_and_compensate(
@@ -276,6 +356,9 @@ __all__ = [
     "compensate_model",
     "compress_and_compensate",
     "compress_model",
+    "compensated_weights",
+    "input_covariances",
+    "layer_errors",
     "perplexity",
     "truncate_factors",
 ]
@@ -283,13 +366,7 @@ __all__ = [
 
 def apply_factors(model: LlamaModel, compressed: dict, factors: dict | None = None) -> LlamaModel:
     """A copy of ``model`` whose linears listed in ``compressed`` are ``W_c`` (+ ``B A`` where ``factors`` has them)."""
-    weights = dict(llama_weights(model))
-    for key, w_c in compressed.items():
-        if factors is not None and key in factors:
-            b, a = factors[key]
-            w_c = w_c + b @ a
-        weights[key] = w_c
-    return llama_from_weights(model.config, weights)
+    return llama_from_weights(model.config, {**llama_weights(model), **compensated_weights(compressed, factors)})
 
 
 __all__ += ["apply_factors"]
