@@ -13,7 +13,14 @@ from eigenkit.data._molecules import (
     moses_penalized_logp,
 )
 from eigenkit.data._smollm2 import smollm2_gguf_path, smollm2_hparams, smollm2_tokenizer, smollm2_weights
-from eigenkit.data._text import BOOKS, austen_books, austen_install_commands, austen_root, text_passages
+from eigenkit.data._text import (
+    BOOKS,
+    austen_books,
+    austen_install_commands,
+    austen_root,
+    text_passage_sets,
+    text_passages,
+)
 
 __all__ = [
     "BOOKS",
@@ -24,6 +31,7 @@ __all__ = [
     "smollm2_hparams",
     "smollm2_tokenizer",
     "smollm2_weights",
+    "text_passage_sets",
     "text_passages",
     "ATOM_TYPES",
     "BOND_TYPES",

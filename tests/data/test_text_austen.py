@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from eigenkit.data import MissingDataError, austen_books, text_passages
+from eigenkit.data import MissingDataError, austen_books, text_passage_sets, text_passages
 
 
 def test_text_passages_disjoint_and_deterministic():
@@ -41,3 +41,16 @@ def test_austen_books_lengths():
         "emma": 883027, "mansfieldpark": 883278, "northangerabbey": 433410, "persuasion": 466853,
         "prideprejudice": 684767, "sensesensibility": 673687}
     assert "It is a truth universally acknowledged" in books["prideprejudice"]
+
+
+def test_text_passage_sets_fixed_eval_disjoint_draws():
+    streams = [np.arange(i * 1000, i * 1000 + 500) for i in range(3)]  # 150 windows of 10, all distinct starts
+    ev, (a, b) = text_passage_sets(streams, 10, 20, (30, 40), seed=1, draw=0)
+    ev2, (a2, b2) = text_passage_sets(streams, 10, 20, (30, 40), seed=1, draw=1)
+    np.testing.assert_array_equal(ev, ev2)  # the held-out set does not depend on the draw
+    assert not np.array_equal(a, a2)
+    for x, y in ((ev, a), (ev, b), (a, b), (ev2, a2), (ev2, b2), (a2, b2)):
+        assert not set(x[:, 0]) & set(y[:, 0])
+    assert a.shape == (30, 10) and b.shape == (40, 10) and a.dtype == np.int32
+    with pytest.raises(ValueError, match="only 150 windows"):
+        text_passage_sets(streams, 10, 100, (30, 40))
