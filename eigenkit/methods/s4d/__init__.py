@@ -1,7 +1,8 @@
 """S4D: diagonal state-space sequence models (Gu, Gupta, Goel, Ré, NeurIPS 2022, arXiv 2206.11893).
 
 Flax NNX layers over the pure kernels of :mod:`eigenkit.ssm`, the residual sequence classifier of the official
-``example.py``, and the optimiser recipe (A, dt, B: own learning rate, zero weight decay).
+``example.py``, the optimiser recipe (A, dt, B: own learning rate, zero weight decay) and a loader for the official
+PyTorch weights.
 
 Example::
 
@@ -9,11 +10,13 @@ Example::
     logits = model(x)                                  # (batch, L, 1) -> (batch, 10), convolution mode
     tx = s4d_optimizer(nnx.state(model, nnx.Param), lr=1e-2, weight_decay=1e-2, ssm_lr=1e-3, total_steps=1000)
     h = model.generate_features(x)                     # recurrent mode == model.features(x)
+    layer = from_official_state_dict(S4D(H, N, init=ssm.Init.LIN, rngs=nnx.Rngs(0)), torch_state_dict_as_numpy)
 """
 
-from eigenkit.methods.s4d._layer import S4D, Norm, S4DConv, S4DModel, SSMOutputParam, SSMParam
+from eigenkit.methods.s4d._layer import S4D, Norm, S4DConv, S4DModel, SSMOutputParam, SSMParam, Transform
+from eigenkit.methods.s4d._official import from_official_state_dict
 from eigenkit.methods.s4d._optim import s4d_optimizer, s4d_param_labels
 from eigenkit.nn import Pooling  # re-exported: the one Pooling enum (MEAN / LAST for sequences)
 
-__all__ = ["Norm", "Pooling", "S4D", "S4DConv", "S4DModel", "SSMOutputParam", "SSMParam", "s4d_optimizer",
-           "s4d_param_labels"]
+__all__ = ["Norm", "Pooling", "S4D", "S4DConv", "S4DModel", "SSMOutputParam", "SSMParam", "Transform",
+           "from_official_state_dict", "s4d_optimizer", "s4d_param_labels"]

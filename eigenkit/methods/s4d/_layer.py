@@ -7,6 +7,7 @@ import enum
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jaxtyping import Array, Float
 
 from eigenkit import ssm
 from eigenkit._validate import check_array, check_rank_arg
@@ -23,6 +24,27 @@ class SSMOutputParam(nnx.Param):
     configs (``c_with_ssm_lr``)."""
 
 
+class Transform(enum.Enum):
+    """Map from an unconstrained parameter ``p`` to a positive value (official ``param_transform`` /
+    ``inv_transform`` of ``src/models/sequence/kernels/ssm.py``).
+
+    * ``EXP``: ``exp(p)`` — the minimal ``models/s4/s4d.py`` and the full kernel's class default.
+    * ``SOFTPLUS``: ``log(1 + exp(p))`` — ``dt_transform`` of ``configs/model/layer/s4.yaml``, an option of
+      ``real_transform``.
+    """
+
+    EXP = "exp"
+    SOFTPLUS = "softplus"
+
+    def forward(self, p: jax.Array) -> jax.Array:
+        """The positive value ``exp(p)`` or ``softplus(p)``."""
+        return jnp.exp(p) if self is Transform.EXP else jax.nn.softplus(p)
+
+    def inverse(self, x: jax.Array) -> jax.Array:
+        """The parameter of a positive value: ``log x`` or ``softplus⁻¹(x) = x + log(-expm1(-x))`` (stable)."""
+        return jnp.log(x) if self is Transform.EXP else x + jnp.log(-jnp.expm1(-x))
+
+
 def _pairs(z: jax.Array) -> jax.Array:
     """complex -> real (..., 2), like ``torch.view_as_real``."""
     return jnp.stack([z.real, z.imag], axis=-1)
@@ -32,21 +54,72 @@ def _complex(p: jax.Array) -> jax.Array:
     return jax.lax.complex(p[..., 0], p[..., 1])
 
 
+def _check_param_dtype(param_dtype) -> jnp.dtype:
+    dt = jnp.dtype(param_dtype)
+    if dt not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        raise TypeError(f"param_dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _conv(u: jax.Array, k: jax.Array, d: jax.Array) -> jax.Array:
+    """``u (batch, L, H)``, ``k (c, H, L or 2L)``, ``d (c, H)`` -> ``(batch, L, c·H)``, channel-major (official
+    ``rearrange(y, 'b c h l -> b (c h) l')``)."""
+    per_channel = jax.vmap(ssm.fft_conv, in_axes=(None, 0, 0))  # (c, L, H)
+    y = jax.vmap(per_channel, in_axes=(0, None, None))(u, k, d)  # (batch, c, L, H)
+    b, c, length, h = y.shape
+    return jnp.moveaxis(y, 1, 2).reshape(b, length, c * h)
+
+
 class S4DConv(nnx.Module):
-    """The diagonal SSM convolution ``y = K * u + D u`` with trainable ``(dt, A, B, C, D)`` (S4D paper Sec. 3).
+    """The diagonal SSM convolution ``y = K * u + D u`` with trainable ``(dt, A, B, C, D)`` (S4D paper Sec. 3,
+    eqs. (3)–(5); official ``S4DKernel`` + ``FFTConv``).
 
-    Parameters (``N2 = d_state // 2``; names are the official ones, used for optimiser groups):
-      ``log_dt (H,)``, ``log_A_real (H, N2)``, ``A_imag (H, N2)`` — ``A = -exp(log_A_real) + i·A_imag``;
-      ``B (H, N2, 2)`` and ``C (c, H, N2, 2)`` complex stored as real pairs (``c = 2`` if bidirectional); ``D (H,)``.
+    Parameters (``N2 = d_state // 2``, ``S = n_ssm``, ``c = channels``, ``c' = 2c`` if bidirectional else ``c``; names
+    are the official minimal ones, used for optimiser groups):
 
-    Input/output ``(batch, L, H)``. Convolution mode for training; :meth:`step` (recurrent mode, unidirectional only)
-    gives the same outputs one time step at a time.
+    ============== ===================== ==========================================================
+    name           shape                 meaning
+    ============== ===================== ==========================================================
+    ``log_dt``     ``(H,)``              ``dt = dt_transform(log_dt)``
+    ``log_A_real`` ``(S, N2)``           ``Re A = -real_transform(log_A_real)``
+    ``A_imag``     ``(S, N2)``           ``Im A = A_imag`` (``>= 0``: the minimal official convention)
+    ``B``          ``(S, N2, 2)``        complex ``B`` as real pairs (``torch.view_as_real``)
+    ``C``          ``(c', H, N2, 2)``    complex ``C``; channel ``s·c + j``: direction ``s`` (0 fwd)
+    ``D``          ``(c, H)``            skip ``D u``
+    ============== ===================== ==========================================================
+
+    With ``S < H`` the ``S`` copies of ``(A, B)`` are tiled over the ``H`` features: feature ``h`` uses copy
+    ``h mod S`` (official ``repeat(A, 't n -> (v t) n')``). Under ``Transform.SOFTPLUS`` ``log_dt`` and
+    ``log_A_real`` hold ``softplus⁻¹`` of the positive value (the full official kernel's ``inv_dt``, ``A_real``).
+
+    Input ``(batch, L, H)``, output ``(batch, L, c·H)`` (channel-major; ``(batch, L, H)`` for one channel).
+    Convolution mode for training; :meth:`step` (recurrent mode, unidirectional only) gives the same outputs one
+    time step at a time.
+
+    Args:
+      d_model: ``H``.
+      d_state: ``N`` (even), the real state size; ``N/2`` complex modes are stored.
+      init: :class:`eigenkit.ssm.Init` of ``(A, B)`` (explicit; no silent default).
+      discretization: :class:`eigenkit.ssm.Discretization`.
+      bidirectional: two-sided kernel (official ``FFTConv(bidirectional=True)``, see
+        :func:`eigenkit.ssm.bidirectional_kernel`).
+      channels: ``c`` output channels per feature (official ``channels``; the SSM maps 1 to ``c`` dimensions).
+      n_ssm: ``S``, the number of independent ``(A, B)`` copies; must divide ``H``; ``None`` means ``H`` (as the
+        minimal official S4D and the full kernel's default).
+      dt_min, dt_max: ``dt ~ exp(U[log dt_min, log dt_max])`` at init (whatever ``dt_transform``).
+      dt_transform, real_transform: :class:`Transform` of ``dt`` and of ``-Re A``.
+      kernel_method: :class:`eigenkit.ssm.KernelMethod`.
+      param_dtype: float32 or float64, the dtype of every parameter (complex ones are real pairs of it). The
+        computation runs in the input's dtype (the kernel is cast to it).
+      rngs: ``nnx.Rngs`` with a ``params`` stream.
 
     Example:
       >>> from flax import nnx
       >>> layer = S4DConv(4, 8, rngs=nnx.Rngs(0))
       >>> layer(jnp.ones((2, 16, 4))).shape
       (2, 16, 4)
+      >>> S4DConv(4, 8, channels=2, n_ssm=1, rngs=nnx.Rngs(0))(jnp.ones((2, 16, 4))).shape
+      (2, 16, 8)
     """
 
     def __init__(
@@ -57,8 +130,12 @@ class S4DConv(nnx.Module):
         init: ssm.Init = ssm.Init.LIN,
         discretization: ssm.Discretization = ssm.Discretization.ZOH,
         bidirectional: bool = False,
+        channels: int = 1,
+        n_ssm: int | None = None,
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
+        dt_transform: Transform = Transform.EXP,
+        real_transform: Transform = Transform.EXP,
         kernel_method: ssm.KernelMethod = ssm.KernelMethod.CHUNKED,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
@@ -68,40 +145,54 @@ class S4DConv(nnx.Module):
             raise TypeError(f"init must be an eigenkit.ssm.Init (explicit; no silent default), got {init!r}")
         if not isinstance(discretization, ssm.Discretization):
             raise TypeError(f"discretization must be an eigenkit.ssm.Discretization, got {discretization!r}")
+        for name, t in (("dt_transform", dt_transform), ("real_transform", real_transform)):
+            if not isinstance(t, Transform):
+                raise TypeError(f"{name} must be an eigenkit.methods.s4d.Transform, got {t!r}")
+        c = check_rank_arg(channels, "channels", upper=2**10, upper_name="2**10")
+        s = h if n_ssm is None else check_rank_arg(n_ssm, "n_ssm", upper=h, upper_name="d_model")
+        if h % s:
+            raise ValueError(f"n_ssm must divide d_model = {h}, got n_ssm = {s}")
+        param_dtype = _check_param_dtype(param_dtype)
         A, B = ssm.diag_init(init, d_state, dtype=param_dtype)  # checks d_state even
         n2 = A.shape[0]
-        self.d_model, self.d_state = h, d_state
+        self.d_model, self.d_state, self.channels, self.n_ssm = h, d_state, c, s
         self.discretization, self.bidirectional, self.kernel_method = discretization, bidirectional, kernel_method
-        c = 2 if bidirectional else 1
+        self.dt_transform, self.real_transform = dt_transform, real_transform
         log_dt = ssm.init_log_dt((h,), key=rngs.params(), dt_min=dt_min, dt_max=dt_max, dtype=param_dtype)
-        self.log_dt = SSMParam(log_dt)
-        self.log_A_real = SSMParam(jnp.broadcast_to(jnp.log(-A.real), (h, n2)).astype(param_dtype))
-        self.A_imag = SSMParam(jnp.broadcast_to(A.imag, (h, n2)).astype(param_dtype))
-        self.B = SSMParam(jnp.broadcast_to(_pairs(B), (h, n2, 2)).astype(param_dtype))
-        self.C = SSMOutputParam(_pairs(ssm.init_C((c, h, n2), key=rngs.params(), dtype=param_dtype)))
-        self.D = nnx.Param(jax.random.normal(rngs.params(), (h,), param_dtype))
+        self.log_dt = SSMParam(log_dt if dt_transform is Transform.EXP else dt_transform.inverse(jnp.exp(log_dt)))
+        self.log_A_real = SSMParam(jnp.broadcast_to(real_transform.inverse(-A.real), (s, n2)).astype(param_dtype))
+        self.A_imag = SSMParam(jnp.broadcast_to(A.imag, (s, n2)).astype(param_dtype))
+        self.B = SSMParam(jnp.broadcast_to(_pairs(B), (s, n2, 2)).astype(param_dtype))
+        c_kernel = 2 * c if bidirectional else c
+        self.C = SSMOutputParam(_pairs(ssm.init_C((c_kernel, h, n2), key=rngs.params(), dtype=param_dtype)))
+        self.D = nnx.Param(jax.random.normal(rngs.params(), (c, h), param_dtype))
 
     # -- parameters in complex form -------------------------------------------------------------------------------
-    def ssm_params(self):
-        """``(A, B, C, dt)``: complex ``(H, N2)``, ``(H, N2)``, ``(c, H, N2)``, real ``(H,)``."""
-        A = jax.lax.complex(-jnp.exp(self.log_A_real[...]), self.A_imag[...])
-        return A, _complex(self.B[...]), _complex(self.C[...]), jnp.exp(self.log_dt[...])
+    def ssm_params(self) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        """``(A, B, C, dt)``: complex ``(H, N2)`` (the ``S`` copies tiled over ``H``), ``(H, N2)``, ``(c', H, N2)``,
+        real ``(H,)``."""
+        reps = (self.d_model // self.n_ssm, 1)
+        A = jax.lax.complex(-self.real_transform.forward(self.log_A_real[...]), self.A_imag[...])
+        B = _complex(self.B[...])
+        return jnp.tile(A, reps), jnp.tile(B, reps), _complex(self.C[...]), self.dt_transform.forward(self.log_dt[...])
 
-    def kernel(self, length: int) -> jax.Array:
-        """Real ``(c, H, L)`` convolution kernel."""
+    def kernel(self, length: int) -> Float[Array, "c_kernel H L"]:
+        """Real ``(c', H, L)`` convolution kernel (:func:`eigenkit.ssm.ssm_kernel`)."""
         A, B, C, dt = self.ssm_params()
         return ssm.ssm_kernel(A, B, C, dt, length, discretization=self.discretization, method=self.kernel_method)
 
     def conv_kernel(self, length: int, dtype) -> tuple[jax.Array, jax.Array]:
-        """``(k, D)`` for :func:`eigenkit.ssm.fft_conv`: ``k`` is ``(H, L)`` (causal) or ``(H, 2L)`` (bidirectional)."""
+        """``(k, D)`` in ``dtype`` for :func:`eigenkit.ssm.fft_conv` per channel: ``k`` is ``(c, H, L)`` (causal) or
+        ``(c, H, 2L)`` (bidirectional, :func:`eigenkit.ssm.bidirectional_kernel`), ``D`` is ``(c, H)``."""
         k = self.kernel(length).astype(dtype)
-        k = ssm.bidirectional_kernel(k[0], k[1]) if self.bidirectional else k[0]
+        if self.bidirectional:
+            k = jax.vmap(ssm.bidirectional_kernel)(k[: self.channels], k[self.channels:])
         return k, self.D[...].astype(dtype)
 
-    def __call__(self, u: jax.Array) -> jax.Array:
+    def __call__(self, u: Float[Array, "batch L H"]) -> Float[Array, "batch L cH"]:
         u = check_array(u, "u", ndim=3, shape=(None, None, self.d_model), kind="floating")
         k, d = self.conv_kernel(u.shape[1], u.dtype)
-        return jax.vmap(ssm.fft_conv, in_axes=(0, None, None))(u, k, d)
+        return _conv(u, k, d)
 
     # -- recurrent mode -------------------------------------------------------------------------------------------
     def init_state(self, batch_size: int) -> jax.Array:
@@ -109,22 +200,41 @@ class S4DConv(nnx.Module):
         A, _, _, _ = self.ssm_params()
         return jnp.zeros((batch_size,) + A.shape, A.dtype)
 
-    def step(self, state: jax.Array, u_k: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """One step: ``u_k (batch, H)`` -> ``(y_k (batch, H), next_state)``."""
+    def step(self, state: jax.Array, u_k: Float[Array, "batch H"]) -> tuple[Float[Array, "batch cH"], jax.Array]:
+        """One step: ``u_k (batch, H)`` -> ``(y_k (batch, c·H), next_state (batch, H, N2))``."""
         if self.bidirectional:
             raise ValueError("a bidirectional S4D layer has no recurrent (step) mode: it looks at future inputs")
         A, B, C, dt = self.ssm_params()
         ab, bb = ssm.discretize(A, B, dt, self.discretization)
         d = self.D[...]
-        y, nxt = jax.vmap(lambda s, u: ssm.step(ab, bb, C[0], d, s, u))(state, u_k.astype(d.dtype))
+
+        def one(s, u):  # all channels read the same state
+            y, nxt = jax.vmap(lambda c_j, d_j: ssm.step(ab, bb, c_j, d_j, s, u))(C, d)
+            return y.reshape(-1), nxt[0]
+
+        y, nxt = jax.vmap(one)(state, u_k.astype(d.dtype))
         return y.astype(u_k.dtype), nxt
 
 
 class S4D(nnx.Module):
     """S4D layer as the official minimal ``S4D``: SSM conv -> GELU -> dropout -> pointwise output map.
 
-    The output map is ``Linear(H, 2H)`` + GLU (official ``Conv1d(H, 2H, 1)`` + ``GLU(dim=-2)``) or ``Linear(H, H)``.
-    Dropout is tied over the sequence axis (official ``DropoutNd``). Input/output ``(batch, L, H)``.
+    The output map is ``Linear(c·H, 2H)`` + GLU (official ``Conv1d(H, 2H, 1)`` + ``GLU(dim=-2)``; official
+    ``S4Block``'s ``output_linear`` for ``c`` channels) or ``Linear(c·H, H)``. Dropout is tied over the sequence axis
+    (official ``DropoutNd``). Input/output ``(batch, L, H)``.
+
+    Args:
+      d_model: ``H``.
+      d_state: ``N``.
+      dropout: rate of the tied dropout after the GELU.
+      glu: ``Linear(c·H, 2H)`` + GLU (official) or ``Linear(c·H, H)``.
+      batch_chunks: see :meth:`__call__`.
+      param_dtype: float32 or float64, the dtype of every parameter (SSM and output map).
+      rngs: ``nnx.Rngs`` (``params``; ``dropout`` if ``dropout > 0``).
+      **ssm_kwargs: options of :class:`S4DConv` (``init``, ``discretization``, ``bidirectional``, ``channels``,
+        ``n_ssm``, ``dt_min``, ``dt_max``, ``dt_transform``, ``real_transform``, ``kernel_method``).
+
+    Official weights load with :func:`from_official_state_dict`.
 
     Example:
       >>> from flax import nnx
@@ -133,12 +243,14 @@ class S4D(nnx.Module):
     """
 
     def __init__(self, d_model: int, d_state: int = 64, *, dropout: float = 0.0, glu: bool = True,
-                 batch_chunks: int = 1, rngs: nnx.Rngs, **ssm_kwargs):
+                 batch_chunks: int = 1, param_dtype=jnp.float32, rngs: nnx.Rngs, **ssm_kwargs):
         self.batch_chunks = check_rank_arg(batch_chunks, "batch_chunks", upper=2**20, upper_name="2**20")
-        self.ssm = S4DConv(d_model, d_state, rngs=rngs, **ssm_kwargs)
+        param_dtype = _check_param_dtype(param_dtype)
+        self.ssm = S4DConv(d_model, d_state, param_dtype=param_dtype, rngs=rngs, **ssm_kwargs)
         self.dropout = nnx.Dropout(dropout, broadcast_dims=(1,), rngs=rngs)
         self.glu = glu
-        self.output_linear = nnx.Linear(d_model, 2 * d_model if glu else d_model, rngs=rngs)
+        self.output_linear = nnx.Linear(self.ssm.channels * d_model, 2 * d_model if glu else d_model,
+                                        param_dtype=param_dtype, rngs=rngs)
 
     def _post(self, y, rngs=None):
         y = self.dropout(jax.nn.gelu(y, approximate=False), rngs=rngs)
@@ -148,7 +260,7 @@ class S4D(nnx.Module):
             y = a * jax.nn.sigmoid(b)
         return y
 
-    def __call__(self, u: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+    def __call__(self, u: Float[Array, "batch L H"], *, rngs: nnx.Rngs | None = None) -> Float[Array, "batch L H"]:
         """``rngs``: optional dropout stream for this call (train mode).
 
         With ``batch_chunks = c > 1`` the batch is processed in ``c`` rematerialised chunks (``lax.map`` of a
@@ -170,8 +282,7 @@ class S4D(nnx.Module):
         @jax.checkpoint
         def chunk(params, ub):
             k, d, w, bias = params
-            y = jax.vmap(ssm.fft_conv, in_axes=(0, None, None))(ub, k, d)
-            y = jax.nn.gelu(y, approximate=False) @ w + bias
+            y = jax.nn.gelu(_conv(ub, k, d), approximate=False) @ w + bias
             if glu:
                 a, g = jnp.split(y, 2, axis=-1)
                 y = a * jax.nn.sigmoid(g)
@@ -193,11 +304,23 @@ class Norm(enum.Enum):
     BATCH = "batch"
 
 
+def _batch_norm(d_model: int, param_dtype, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    bn = nnx.BatchNorm(d_model, momentum=0.9, epsilon=1e-5, param_dtype=param_dtype, rngs=rngs)
+    # nnx.BatchNorm keeps its running statistics in float32 whatever param_dtype is; make them follow param_dtype
+    bn.mean = nnx.BatchStat(bn.mean[...].astype(param_dtype))
+    bn.var = nnx.BatchStat(bn.var[...].astype(param_dtype))
+    return bn
+
+
 class S4DModel(nnx.Module):
     """Sequence classifier of the official ``example.py``: encoder -> n × residual S4D blocks -> pooling -> decoder.
 
     Block: ``z = norm(x)`` if prenorm; ``z = dropout(S4D(z))``; ``x = x + z``; ``x = norm(x)`` if not prenorm.
     Input ``(batch, L, d_input)`` -> logits ``(batch, d_output)``.
+
+    ``param_dtype`` (float32 or float64) is the dtype of every parameter and of the BatchNorm statistics; the
+    computation follows the input's dtype, which under strict dtype promotion must equal ``param_dtype``.
+    ``**ssm_kwargs`` are :class:`S4DConv` options.
 
     Example:
       >>> from flax import nnx
@@ -219,26 +342,32 @@ class S4DModel(nnx.Module):
         norm: Norm = Norm.LAYER,
         pooling: Pooling = Pooling.MEAN,
         glu: bool = True,
+        param_dtype=jnp.float32,
         rngs: nnx.Rngs,
         **ssm_kwargs,
     ):
+        param_dtype = _check_param_dtype(param_dtype)
         self.prenorm, self.pooling, self.d_input = prenorm, pooling, d_input
-        self.encoder = nnx.Linear(d_input, d_model, rngs=rngs)
+        self.encoder = nnx.Linear(d_input, d_model, param_dtype=param_dtype, rngs=rngs)
         self.layers = nnx.List(
-            [S4D(d_model, d_state, dropout=dropout, glu=glu, rngs=rngs, **ssm_kwargs) for _ in range(n_layers)]
+            [S4D(d_model, d_state, dropout=dropout, glu=glu, param_dtype=param_dtype, rngs=rngs, **ssm_kwargs)
+             for _ in range(n_layers)]
         )
         if norm is Norm.LAYER:
-            mk = lambda: nnx.LayerNorm(d_model, epsilon=1e-5, rngs=rngs)  # noqa: E731
+            mk = lambda: nnx.LayerNorm(d_model, epsilon=1e-5, param_dtype=param_dtype, rngs=rngs)  # noqa: E731
         elif norm is Norm.BATCH:
-            mk = lambda: nnx.BatchNorm(d_model, momentum=0.9, epsilon=1e-5, rngs=rngs)  # noqa: E731
+            mk = lambda: _batch_norm(d_model, param_dtype, rngs)  # noqa: E731
         else:
             raise TypeError(f"norm must be a Norm, got {norm!r}")
         self.norms = nnx.List([mk() for _ in range(n_layers)])
         self.dropouts = nnx.List([nnx.Dropout(dropout, broadcast_dims=(1,), rngs=rngs) for _ in range(n_layers)])
-        self.decoder = nnx.Linear(d_model, d_output, rngs=rngs)
+        self.decoder = nnx.Linear(d_model, d_output, param_dtype=param_dtype, rngs=rngs)
 
     def _norm(self, i, x):
-        return self.norms[i](x)
+        # flax's normalisation computes its statistics in promote_types(dtype, float32), which strict dtype promotion
+        # rejects for float64 even though nothing is mixed (input, parameters and statistics share one dtype here)
+        with jax.numpy_dtype_promotion("standard"):
+            return self.norms[i](x)
 
     def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
         """Backbone output ``(batch, L, H)`` in convolution mode (``rngs``: optional dropout stream)."""
