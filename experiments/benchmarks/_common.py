@@ -56,6 +56,25 @@ def machine_info() -> dict:
     return info
 
 
+def rss_mb() -> float:
+    """Current resident set size of this process (MB, from ``/proc/self/status``; NaN where unavailable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (MB, ``getrusage`` ``ru_maxrss``; Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def write_result(result: dict, out: str | pathlib.Path) -> None:
     """Write ``result`` (with ``machine_info()`` under ``"machine_at_write"``) as indented JSON to ``out`` (parents
     created) and echo it to stdout."""

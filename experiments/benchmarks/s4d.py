@@ -22,12 +22,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import resource
 import subprocess
 import sys
 import time
 
-from experiments.benchmarks._common import first_and_median, parser, write_result
+from experiments.benchmarks._common import first_and_median, parser, peak_rss_mb, rss_mb, write_result
 
 QUICK = {"H": 16, "N": 8, "L": 128, "batch": 4, "repeats": 2, "matmul_size": 256}  # batch: a multiple of 4
 
@@ -49,18 +48,6 @@ def kernel_flops(H: int, N: int, L: int, *, with_vjp: bool = False) -> int:
     """
     fwd = 2 * H * N * L
     return 3 * fwd if with_vjp else fwd
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return float(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _set_xla_threads(threads: int) -> None:
@@ -110,7 +97,7 @@ def worker_jax(args) -> dict:
     dt = jnp.exp(ssm.init_log_dt((H,), key=jax.random.key(1)))
     tag = f"_bc{args.batch_chunks}" if args.batch_chunks > 1 else ""
     out: dict = {"impl": f"eigenkit_{args.method}{tag}", "case": args.case}
-    base = _rss_mb()
+    base = rss_mb()
     if args.case in ("kernel", "kernel_grad"):
         if args.case == "kernel":
             f = jax.jit(lambda A, C, dt: ssm.ssm_kernel(A, None, C, dt, L, method=method))
@@ -155,7 +142,7 @@ def worker_jax(args) -> dict:
         val, _ = comp(st, u)
         out["loss"] = float(val)
         first, steady = first_and_median(lambda: jax.block_until_ready(comp(st, u)), args.repeats)
-    out.update(first_call_s=first, steady_s=steady, peak_rss_increase_mb=_peak_mb() - base)
+    out.update(first_call_s=first, steady_s=steady, peak_rss_increase_mb=peak_rss_mb() - base)
     return out
 
 
@@ -170,7 +157,7 @@ def worker_torch(args) -> dict:
     H, N, L, Bt = args.H, args.N, args.L, args.batch
     torch.manual_seed(0)
     out: dict = {"impl": "official_torch", "case": args.case, "torch": torch.__version__}
-    base = _rss_mb()
+    base = rss_mb()
     if args.case in ("kernel", "kernel_grad"):
         kern = s4d.S4DKernel(H, N=N)
         g = torch.randn(H, L)
@@ -193,7 +180,7 @@ def worker_torch(args) -> dict:
             return loss
 
     first, steady = first_and_median(run, args.repeats)
-    out.update(first_call_s=first, steady_s=steady, peak_rss_increase_mb=_peak_mb() - base)
+    out.update(first_call_s=first, steady_s=steady, peak_rss_increase_mb=peak_rss_mb() - base)
     return out
 
 

@@ -47,6 +47,22 @@ def _graphs(rng):
     return out
 
 
+def import_official(official_src, pyg_path=None) -> None:
+    """Make the official Graph-COM/SPE code importable as ``src.*`` from the checkout ``official_src`` (the folder
+    holding ``src/``; put first on ``sys.path``, nothing is copied), with ``pyg_path`` (a ``pip install --target``
+    directory holding ``torch_geometric``) on ``sys.path`` too when given. ``src/utils.py`` imports ``torchmetrics``
+    for an AUROC metric the PE code never uses: a stub module stands in for it (nothing of the computation is
+    replaced). Shared with ``experiments/benchmarks/spe.py``."""
+    if pyg_path:
+        sys.path.insert(0, str(pyg_path))
+    sys.path.insert(0, str(official_src))
+    stub = types.ModuleType("torchmetrics")
+    stub.classification = types.ModuleType("torchmetrics.classification")
+    stub.classification.BinaryAUROC = object
+    sys.modules.setdefault("torchmetrics", stub)
+    sys.modules.setdefault("torchmetrics.classification", stub.classification)
+
+
 def _full_model_fixture(args, rng) -> dict:
     """The official ``Model`` (node embedding + SPE + GINE base model, ZINC wiring) on 3 molecule-like graphs.
 
@@ -110,14 +126,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[2] / "tests/fixtures/spe/"
                                          "spe_parity.npz"))
     args = ap.parse_args()
-    if args.pyg_path:
-        sys.path.insert(0, args.pyg_path)
-    sys.path.insert(0, args.official_src)
-    stub = types.ModuleType("torchmetrics")
-    stub.classification = types.ModuleType("torchmetrics.classification")
-    stub.classification.BinaryAUROC = object
-    sys.modules.setdefault("torchmetrics", stub)
-    sys.modules.setdefault("torchmetrics.classification", stub.classification)
+    import_official(args.official_src, args.pyg_path)
 
     import torch
     from src.mlp import MLP  # official
