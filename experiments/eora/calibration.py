@@ -38,7 +38,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     """cpu: tokens per set {2k, 8k, 32k} with {2, 2, 1} draws; smoke: the tiny random LLaMA."""
     c = ml_collections.ConfigDict(dict(
         description="EoRA calibration size: GPTQ 3-bit, r=64, {2k, 8k, 32k} tokens per calibration set, 2/2/1 draws",
-        expected_runtime="~10 min on 2 CPU cores", model="smollm2", seed=0, seq_len=128,
+        expected_runtime="~7 min on 2 CPU cores", model="smollm2", seed=0, seq_len=128,
         passages=(16, 64, 256), draws=(2, 2, 1), eval_passages=16, chars_per_book=120_000,
         batch_size=8, compression="gptq3", rank=64, float64_eigh=False,
     ))
