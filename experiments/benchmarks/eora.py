@@ -63,7 +63,7 @@ def bench_official(src, x, w, rank, repeats, threads):
     from torch import nn
 
     torch.set_num_threads(threads)
-    from experiments.eora.make_parity_fixtures import one_block_model
+    from experiments.eora.make_parity_fixtures import official_gptq_layer, one_block_model
 
     official, og, oq = _official(src)
     n, seq_len, d_in = x.shape
@@ -71,12 +71,7 @@ def bench_official(src, x, w, rank, repeats, threads):
     xt = torch.from_numpy(x)
 
     # --- GPTQ 3-bit (Hessian from the official add_batch over the same 64 sequences)
-    lin = nn.Linear(d_in, d_out, bias=False)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w))
-    g = og.GPTQ(lin)
-    g.quantizer = oq.Quantizer()
-    g.quantizer.configure(3, perchannel=True, sym=False, mse=False)
+    lin, g = official_gptq_layer(og, oq, w, 3)
     for j in range(n):
         g.add_batch(xt[j:j + 1], None)
     hessian = g.H.numpy().copy()

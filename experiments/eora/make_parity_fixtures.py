@@ -154,21 +154,30 @@ def make_eigen(official, rng):
     return out
 
 
-def make_gptq(official_gptq, official_quant, rng):
+def official_gptq_layer(official_gptq, official_quant, w: np.ndarray, bits: int):
+    """``(nn.Linear holding w, official GPTQ object on it)`` with the ``bits``-bit per-row asymmetric quantiser the
+    EoRA experiments use (``quant.Quantizer.configure(bits, perchannel=True, sym=False, mse=False)``)."""
     import torch
     from torch import nn
+
+    lin = nn.Linear(w.shape[1], w.shape[0], bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w))
+    g = official_gptq.GPTQ(lin)
+    g.quantizer = official_quant.Quantizer()
+    g.quantizer.configure(bits, perchannel=True, sym=False, mse=False)
+    return lin, g
+
+
+def make_gptq(official_gptq, official_quant, rng):
+    import torch
 
     d_out, d_in, n_tok = 32, 160, 512
     w = rng.standard_normal((d_out, d_in)).astype(np.float32)
     x = (rng.standard_normal((n_tok, d_in)) * np.linspace(0.1, 2.0, d_in)).astype(np.float32)
     out = {"w": w}
     for act in (False, True):
-        lin = nn.Linear(d_in, d_out, bias=False)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(w))
-        g = official_gptq.GPTQ(lin)
-        g.quantizer = official_quant.Quantizer()
-        g.quantizer.configure(3, perchannel=True, sym=False, mse=False)
+        lin, g = official_gptq_layer(official_gptq, official_quant, w, 3)
         for chunk in np.split(x, 4):
             g.add_batch(torch.from_numpy(chunk)[None], None)
         out["hessian"] = g.H.numpy().copy()

@@ -51,7 +51,7 @@ from eigenkit.linalg import EigenClamp, cholesky_factor, eigh_sqrt_factors, trun
 class EoraForm(enum.Enum):
     """How :func:`eora_factors` computes the EoRA minimiser ``B A = [ΔW L]_r L⁻¹`` (see the module docstring)."""
 
-    PROJECTION = "projection"  # B A = U_r U_rᵀ ΔW, U_r from eigh(ΔW S ΔWᵀ): no S^{-1/2} (default)
+    PROJECTION = "projection"  # B A = U_r U_rᵀ ΔW, U_r from the SVD of ΔW L: no S^{-1/2} (default)
     WHITENED = "whitened"  # the paper's L = QΛ^{1/2}, SVD(ΔW L), L⁻¹ with an EigenClamp (official code)
 
 
