@@ -11,6 +11,8 @@ Pure functions, ``jit``/``vmap``-able with static sizes (``max_nodes``, ``k``: P
 * ``laplacian_eigs`` / ``dense_laplacian_eigs``: k smallest eigenpairs per graph in one batched ``eigh``; padded
   pairs sort last and are zeroed and masked (``LaplacianSpectrum``). Eigenvector gradients are exact on simple
   spectra and NaN on repeated eigenvalues.
+* ``neighbour_sum`` / ``neighbour_tables``: message passing on a flat row layout from padded neighbour tables,
+  with a gather-only VJP (no scatter on CPU), for layouts where padded dense blocks waste work.
 * ``laplacian_spectral_tensor`` / ``dense_laplacian_spectral_tensor``: ``V diag(φ(λ)) Vᵀ`` (SPE's tensor) with
   gradients w.r.t. edge weights that are exact on any spectrum.
 """
@@ -25,6 +27,7 @@ from eigenkit.graph._batching import (
     to_padded,
 )
 from eigenkit.graph._laplacian import LaplacianKind, laplacian
+from eigenkit.graph._neighbours import neighbour_sum, neighbour_tables
 from eigenkit.graph._spectrum import (
     LaplacianSpectrum,
     dense_laplacian_eigs,
@@ -43,6 +46,8 @@ __all__ = [
     "laplacian",
     "laplacian_eigs",
     "laplacian_spectral_tensor",
+    "neighbour_sum",
+    "neighbour_tables",
     "node_graph_index",
     "node_position",
     "pad_graphs_to",

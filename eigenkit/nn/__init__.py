@@ -4,6 +4,8 @@
 * MLPs: :class:`MLP`, :func:`torch_linear_init` (PyTorch's default Linear init, for parity with official code);
 * graph networks on jraph: :class:`GINLayer`, :class:`GINELayer`, :class:`DenseGINLayer`, :class:`GINE`,
   :class:`GINEGraphRegressor`, pooling (:class:`Pooling`, :func:`pool_nodes`, :func:`graph_index`);
+* layer stacks: :func:`remat_sequential` (rematerialisation that saves memory on CPU too: ``lax.scan`` over
+  checkpointed layers);
 * image backbones: :class:`SmallCNN`;
 * LLaMA-style decoders: :class:`LlamaModel` (RMSNorm, RoPE, grouped-query attention, SwiGLU), weight loading and
   greedy generation (used by EoRA on SmolLM2).
@@ -37,6 +39,7 @@ from eigenkit.nn._llama import (
 )
 from eigenkit.nn._mlp import MLP, torch_linear_init
 from eigenkit.nn._norm import MaskedBatchNorm
+from eigenkit.nn._remat import remat_sequential
 
 # --- more re-exports below (one line per block family) ---
 
@@ -65,5 +68,6 @@ __all__ = [
     "SmallCNN",
     "graph_index",
     "pool_nodes",
+    "remat_sequential",
     "torch_linear_init",
 ]

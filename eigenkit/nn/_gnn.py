@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import jraph
 from flax import nnx
 
+from eigenkit import graph as eg
 from eigenkit.graph import node_graph_index
 from eigenkit.nn._mlp import MLP, torch_linear_init
 
@@ -198,6 +199,16 @@ class DenseGINLayer(nnx.Module):
         flat = x.reshape(b, n, -1)
         agg = jnp.einsum("bvu,bur->bvr", adj.astype(x.dtype), flat).reshape(x.shape)
         z = (1.0 + self.eps[...].astype(x.dtype)) * x + agg
+        return self.mlp(z, mask=mask)
+
+    def on_rows(self, x: jax.Array, neighbours: jax.Array, reverse: jax.Array, *,
+                mask: jax.Array | None = None) -> jax.Array:
+        """The same layer on a flat row layout: ``x[R, in]`` → ``[R, out]``, ``X[r] ← MLP((1 + ε) X[r] +
+        Σ_k X[neighbours[r, k]])`` (:func:`eigenkit.graph.neighbour_sum`; ``reverse`` its transposed table).
+        Equals :meth:`__call__` when the rows are the entries of ``x[B, N, …]`` and the tables encode ``adj``
+        (e.g. SPE's node-pair rows, ``eigenkit.methods.spe.pair_index``); ``mask [R]`` marks rows in the
+        BatchNorm statistics."""
+        z = (1.0 + self.eps[...].astype(x.dtype)) * x + eg.neighbour_sum(x, neighbours, reverse)
         return self.mlp(z, mask=mask)
 
 

@@ -43,7 +43,14 @@ Timed (each workload in its own subprocess, so its peak-RSS increase is its own:
 * ``model_fwd_bwd`` — the training loss ``mean |pred − y|`` (train mode, BatchNorm batch statistics) and its gradient
   w.r.t. all parameters on one batch. Ours: ``jax.jit(jax.value_and_grad(loss))`` over ``nnx.split`` parameters
   (updated BN statistics returned as aux), inputs on the device; compile (``lower().compile()``) apart. Official:
-  ``zero_grad``, ``model(batch)``, ``nn.L1Loss``, ``backward``.
+  ``zero_grad``, ``model(batch)``, ``nn.L1Loss``, ``backward``. Three eigenkit rows: ``eigenkit`` = the dense
+  padded ρ with the official BatchNorm statistics (the computation the check compares, ``B · N_max²`` ρ rows);
+  ``eigenkit_pairs`` = ρ on the real node pairs only (``spe.with_pair_index``, ``Σ n_b²`` rows, masked statistics,
+  the library's default mode); ``eigenkit_pairs_remat`` = the same with ``remat=True`` (ρ's layers in a
+  checkpointed ``lax.scan``: only layer inputs stored). The check also runs the pair rows on the official weights:
+  eval predictions vs the official ones, train mode vs our dense masked path (same statistics), remat vs not.
+* ``rho_mlp_floor`` — a lower bound for the node-pair rows, not a model: ρ's BatchNorm-ReLU MLP stack alone on the
+  batch's real node-pair rows (``rho_layers × 3`` Linear layers of width 128), forward + backward, random weights.
 * ``spectra`` — eigenpairs of the symmetric normalised Laplacian of every graph. Ours: the padded batched
   ``eigenkit.graph.laplacian_eigs`` that ``make_graph_batch`` calls (jitted from the unpadded edge lists, eigen axis
   zero-padded to ``D``), and ``make_graph_batch`` itself end to end on the host (padding included). Official:
@@ -89,7 +96,10 @@ N_NODE_TYPES, N_EDGE_TYPES = 28, 3  # ZINC (config n_node_types / n_edge_types)
 EVAL_RTOL, EVAL_ATOL = 2e-4, 2e-5   # tests/methods/test_spe_parity.py
 EIGVAL_ATOL, LOSS_RTOL, GRAD_RTOL, OWN_SPECTRA_RTOL = 1e-4, 1e-3, 1e-2, 1e-3
 TRAIN_FLOOR_FACTOR = 3.0  # train mode: ours vs official float64 may be this many times the official float32 error
-WORKERS = ("check", "ours_model", "official_model", "ours_spectra", "ours_make_graph_batch", "official_spectra")
+PAIR_VARIANTS = {"ours_model_pairs": ("eigenkit_pairs", False),  # worker: (impl, remat)
+                 "ours_model_pairs_remat": ("eigenkit_pairs_remat", True)}
+WORKERS = ("check", "ours_model", *PAIR_VARIANTS, "ours_rho_mlp_floor", "official_model", "ours_spectra",
+           "ours_make_graph_batch", "official_spectra")
 
 
 # ----------------------------------------------------------------------------------------------------- data
@@ -251,7 +261,7 @@ class Official:
 # -------------------------------------------------------------------------------------------------- eigenkit
 
 
-def ours_model(args, weights: str | None):
+def ours_model(args, weights: str | None, *, masked: bool = False, remat: bool = False):
     from flax import nnx
 
     from eigenkit.methods import spe
@@ -260,7 +270,8 @@ def ours_model(args, weights: str | None):
         spe.PEKind.SPE, n_node_types=N_NODE_TYPES, n_edge_types=N_EDGE_TYPES, n_eigs=args.pe_dims,
         hidden=args.width, n_layers=args.base_layers, n_mlp_layers=3, pe_dims=args.pe_dims, n_phi=args.n_psis,
         phi_layers=3, phi_hidden=args.psi_hidden, rho_layers=args.rho_layers, rho_hidden=args.width,
-        bn_mode=spe.BatchNormMode.OFFICIAL, rngs=nnx.Rngs(args.seed))
+        bn_mode=spe.BatchNormMode.MASKED if masked else spe.BatchNormMode.OFFICIAL, remat=remat,
+        rngs=nnx.Rngs(args.seed))
     if weights is not None:
         with np.load(weights) as f:
             spe.load_official_state_dict(model, {k: f[k] for k in f.files})
@@ -390,6 +401,8 @@ def worker_check(args) -> dict:
            if np.linalg.norm(b) >= 1e-3 * gnorm]
     big.sort(reverse=True)
 
+    pairs = _check_pairs(args, b_off, y_off_eval)
+
     lam_own = np.asarray(b_own.eigvals)
     eig_err = max(float(np.max(np.abs(lam_own[b, :len(lo)] - lo))) for b, lo in enumerate(lam_off))
     eval_err = np.abs(y_eval - y_off_eval)
@@ -419,6 +432,7 @@ def worker_check(args) -> dict:
                                                  for e, n, p in big[:3]],
                   "n_tensors": len(g_ref), "n_tensors_with_1e-3_of_norm": len(big),
                   "grad_norm_official": float(gnorm)},
+        "pairs": pairs,
         "official": off.info,
     }
     # train mode: ours (float32) must be as close to the official float64 result as the official float32 run is,
@@ -432,7 +446,56 @@ def worker_check(args) -> dict:
         sec["stop_above"] = max(stop, TRAIN_FLOOR_FACTOR * sec["official_f32_vs_f64"])
         stops[name] = sec["passed"] = bool(ours_err <= sec["stop_above"])
     out["passed"] = bool(eval_ok and out["eigvals"]["passed"] and all(stops.values())
-                         and out["eval_pred_own_spectra"]["passed"])
+                         and out["eval_pred_own_spectra"]["passed"] and pairs["passed"])
+    return out
+
+
+def _check_pairs(args, b_off, y_off_eval) -> dict:
+    """The node-pair path (``BatchNormMode.MASKED``, the timed ``ours_model_pairs*`` rows) on the official weights:
+    eval-mode predictions vs the official ones (running statistics: independent of the BN mode); train mode vs our
+    dense masked path (the same statistics; float32 on both, so the gap is reassociation amplified by the deep
+    train-mode BatchNorm: the same stops as the official comparison); remat vs no remat."""
+    import jax
+    from flax import nnx
+
+    from eigenkit.methods import spe
+
+    b_pairs = spe.with_pair_index(b_off)
+    res = {}
+    for name, batch, remat in (("dense_masked", b_off, False), ("pairs", b_pairs, False),
+                               ("pairs_remat", b_pairs, True)):
+        model = ours_model(args, args.weights, masked=True, remat=remat)
+        model.eval()
+        graphdef, state = nnx.split(model)
+        y_eval = np.asarray(jax.jit(lambda st, b, g=graphdef: nnx.merge(g, st)(b))(state, batch))
+        model.train()
+        step, params, rest = loss_and_grad_fn(model)
+        (loss, (_, y_train)), grads = step(params, rest, batch)
+        res[name] = (y_eval, float(loss), np.asarray(y_train),
+                     [np.asarray(g, np.float64) for g in jax.tree.leaves(grads)])
+
+    def tree_rel(xs, ys):
+        return float(np.sqrt(sum(np.sum((x - y) ** 2) for x, y in zip(xs, ys)))
+                     / max(np.sqrt(sum(np.sum(y ** 2) for y in ys)), 1e-30))
+
+    out = {"rows_real": int(b_pairs.pairs.row_mask.sum()), "rows_budget": int(b_pairs.pairs.row_mask.size),
+           "rows_dense": int(np.prod(b_off.eigvecs.shape[:2])) * b_off.eigvecs.shape[1]}
+    ok = True
+    for name in ("pairs", "pairs_remat"):
+        y_eval, loss, y_train, g = res[name]
+        _, loss0, y_train0, g0 = res["dense_masked"]
+        err = np.abs(y_eval - y_off_eval)
+        sec = {"eval_vs_official_max_abs_err": float(err.max()),
+               "eval_passed": bool(np.all(err <= EVAL_ATOL + EVAL_RTOL * np.abs(y_off_eval))),
+               "train_pred_rel_l2_vs_dense_masked": _rel(y_train, y_train0),
+               "train_loss_rel_vs_dense_masked": abs(loss - loss0) / max(abs(loss0), 1e-30),
+               "grads_rel_l2_vs_dense_masked": tree_rel(g, g0)}
+        sec["passed"] = bool(sec["eval_passed"] and sec["train_pred_rel_l2_vs_dense_masked"] <= LOSS_RTOL
+                             and sec["train_loss_rel_vs_dense_masked"] <= LOSS_RTOL
+                             and sec["grads_rel_l2_vs_dense_masked"] <= GRAD_RTOL)
+        ok = ok and sec["passed"]
+        out[name] = sec
+    out["passed"] = ok
     return out
 
 
@@ -479,10 +542,15 @@ def worker_ours(args) -> dict:
     n_max, e_max = _budgets(graphs)
     base = rss_mb()
     out: dict = {"impl": "eigenkit", **machine_info()}
-    if args.worker == "ours_model":
+    if args.worker == "ours_model" or args.worker in PAIR_VARIANTS:
         out["workload"] = "model_fwd_bwd"
-        batch = jax.device_put(ours_batch(graphs, args.pe_dims))
-        model = ours_model(args, args.weights)
+        if args.worker == "ours_model":  # dense padded ρ, official BatchNorm statistics (the parity computation)
+            batch = jax.device_put(ours_batch(graphs, args.pe_dims))
+            model = ours_model(args, args.weights)
+        else:  # node-pair rows, masked statistics (the library's default mode)
+            out["impl"], remat = PAIR_VARIANTS[args.worker]
+            batch = jax.device_put(spe.with_pair_index(ours_batch(graphs, args.pe_dims)))
+            model = ours_model(args, args.weights, masked=True, remat=remat)
         model.train()
         step, params, rest = loss_and_grad_fn(model)
         t0 = time.perf_counter()
@@ -496,6 +564,34 @@ def worker_ours(args) -> dict:
         _timed(out, run, args.repeats, args.n_graphs, base)
         out["loss"] = float(run()[0][0])
         return out
+    elif args.worker == "ours_rho_mlp_floor":
+        # what the node-pair layout cannot go below: ρ's MLP stack alone (rho_layers × n_mlp_layers Linear of width
+        # `width`, BatchNorm + ReLU between them) on the batch's real node-pair rows, forward + backward, no
+        # aggregation, φ, W or GINE backbone; random weights (the cost does not depend on them)
+        out["workload"] = "rho_mlp_floor"
+        out["impl"] = "eigenkit_rho_mlp_floor"
+        rows = int(spe.with_pair_index(ours_batch(graphs, args.pe_dims)).pairs.row_mask.sum())
+        widths = [args.n_psis] + [args.width] * (args.rho_layers - 1) + [args.pe_dims]
+        key = jax.random.key(args.seed)
+        mats = []
+        for i in range(args.rho_layers):
+            dims = [widths[i], args.width, args.width, widths[i + 1]]
+            for a, b_ in zip(dims[:-1], dims[1:]):
+                key, sub = jax.random.split(key)
+                mats.append(jax.random.normal(sub, (a, b_), jnp.float32) / np.sqrt(a))
+        x = jax.random.normal(key, (rows, args.n_psis), jnp.float32)
+
+        def chain(mats, x):
+            for i, w in enumerate(mats):
+                x = x @ w
+                if i % 3 != 2:
+                    mu = jnp.mean(x, 0)
+                    x = jax.nn.relu((x - mu) * jax.lax.rsqrt(jnp.mean(jnp.square(x - mu), 0) + 1e-5))
+            return jnp.mean(jnp.abs(x))
+
+        comp = jax.jit(jax.value_and_grad(chain)).lower(mats, x).compile()
+        out["rows"] = rows
+        run = lambda: jax.block_until_ready(comp(mats, x))
     elif args.worker == "ours_spectra":
         out["workload"] = "spectra"
         out["impl"] = "eigenkit_laplacian_eigs_jit"
@@ -582,8 +678,8 @@ def _run_worker(args, name: str) -> dict:
 
 def _ratios(rows: list[dict]) -> dict:
     out = {}
-    for wl, ours_impl in (("model_fwd_bwd", "eigenkit"), ("spectra", "eigenkit_laplacian_eigs_jit"),
-                          ("spectra", "eigenkit_make_graph_batch")):
+    for wl, ours_impl in (("model_fwd_bwd", "eigenkit"), *(("model_fwd_bwd", v[0]) for v in PAIR_VARIANTS.values()),
+                          ("spectra", "eigenkit_laplacian_eigs_jit"), ("spectra", "eigenkit_make_graph_batch")):
         o = next((r for r in rows if r.get("workload") == wl and r.get("impl", "").startswith("official")), None)
         m = next((r for r in rows if r.get("workload") == wl and r.get("impl") == ours_impl), None)
         if o is None or m is None or "steady_s" not in o or "steady_s" not in m:
@@ -592,6 +688,12 @@ def _ratios(rows: list[dict]) -> dict:
         if m.get("peak_rss_increase_mb", 0) > 0:
             r["official_over_ours_peak_rss"] = o["peak_rss_increase_mb"] / m["peak_rss_increase_mb"]
         out[f"{wl}/{ours_impl}"] = r
+    o = next((r for r in rows if r.get("workload") == "model_fwd_bwd" and r.get("impl", "").startswith("official")
+              and "steady_s" in r), None)
+    f = next((r for r in rows if r.get("workload") == "rho_mlp_floor" and "steady_s" in r), None)
+    if o is not None and f is not None:  # the ratio the node-pair rows could reach if everything but ρ's MLPs were free
+        ratio = o["steady_s"] / f["steady_s"]
+        out["model_fwd_bwd/official_over_rho_mlp_floor"] = {"official_over_ours_steady_s": ratio}
     return out
 
 
@@ -639,7 +741,7 @@ def main(argv=None) -> int:
             args.weights = None
         rows = []
         if not args.check_only:
-            names = ["ours_model", "ours_spectra", "ours_make_graph_batch"]
+            names = ["ours_model", *PAIR_VARIANTS, "ours_rho_mlp_floor", "ours_spectra", "ours_make_graph_batch"]
             if args.official_src:
                 names += ["official_model", "official_spectra"]
             for name in names:

@@ -1,9 +1,12 @@
-"""MAE table: the same GINE backbone with no PE, LapPE and SPE on a ZINC-style MOSES penalised-logP task.
+"""MAE table: the same GINE backbone with no PE, LapPE, SignNet and SPE on a ZINC-style MOSES penalised-logP task.
 
 Per method and seed: a fresh model, the official optimiser (Adam with *coupled* L2 weight decay on non-bias
 parameters, linear warm-up then linear decay to 0, L1 loss), validation every ``eval_every`` steps and test MAE
 reported at the best validation MAE (official model selection). Spectra are computed once per split with
 ``eigenkit.graph.laplacian_eigs`` (symmetric normalised Laplacian, ``k`` smallest pairs, trivial pair included).
+With ``rho_layout = "pairs"`` SPE's ρ and SignNet's φ run on the real node pairs of each batch
+(``spe.with_pair_index``), with row and degree budgets covering every batch of the run (:func:`pair_budgets`), so
+one train step and one eval step are compiled per method.
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ def build_model(config, method: str, k: int, seed: int):
         pooling=config_enum(Pooling, config.pooling, key="pooling"), pe_dims=config.pe_dims, n_phi=config.n_phi,
         phi_layers=config.phi_layers,
         phi_hidden=config.phi_hidden, rho_layers=config.rho_layers, rho_hidden=config.rho_hidden,
-        bn_mode=config_enum(spe.BatchNormMode, config.bn_mode, key="bn_mode"), rngs=nnx.Rngs(seed))
+        bn_mode=config_enum(spe.BatchNormMode, config.bn_mode, key="bn_mode"), remat=config.get("remat", False),
+        rngs=nnx.Rngs(seed))
 
 
 def loss_fn(model, batch, key):
@@ -95,17 +99,62 @@ def metric_fn(model, batch):
     return {"abs_err": err}
 
 
-def evaluate(state, eval_step, data: spe.GraphBatch, mesh, batch_size: int) -> float:
-    """Exact MAE over all graphs; the last batch is padded with repeats whose errors are dropped."""
-    n_dev = mesh.devices.size
+def _eval_indices(n: int, batch_size: int, n_dev: int):
+    """``(index, real)`` per eval batch: the last batch is padded with repeats (``real`` = its true size)."""
     bs = max(n_dev, (batch_size // n_dev) * n_dev)
-    n = data.num_graphs
-    errs = []
     for i in range(0, n, bs):
         idx = np.arange(i, min(i + bs, n))
-        real = len(idx)
-        idx = np.concatenate([idx, np.full(bs - real, idx[-1])])
-        m = eval_step(state, train.shard_batch(spe.take_graph_batch(data, idx), mesh))
+        yield np.concatenate([idx, np.full(bs - len(idx), idx[-1])]), len(idx)
+
+
+def _train_indices(seed: int, step: int, n: int, batch_size: int) -> np.ndarray:
+    """The graphs of training step ``step``: a seeded permutation per epoch, cut into batches (the rest dropped)."""
+    epoch, i = divmod(step, n // batch_size)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    return perm[i * batch_size:(i + 1) * batch_size]
+
+
+def _n_node(data: spe.GraphBatch) -> np.ndarray:
+    return np.asarray(data.node_mask).reshape(data.num_graphs, -1).sum(1)
+
+
+def pair_budgets(config, data, mesh) -> dict:
+    """Static shapes of SPE's node-pair layout for the whole run (one compiled train step and one eval step):
+    the largest ``Σ n_b²`` over every training batch of every seed, and over the eval batches, and the largest
+    in- or out-degree of any node (``degree``)."""
+    deg = 0
+    for d in data.values():
+        em = np.asarray(d.edge_mask)
+        for ends in (d.graphs.receivers, d.graphs.senders):
+            counts = np.bincount(np.asarray(ends)[em], minlength=1)
+            deg = max(deg, int(counts.max()))
+    tr = data["train"]
+    num_steps = train.steps_per_run(config, tr.num_graphs)
+    draws = np.stack([_train_indices(seed, s, tr.num_graphs, config.batch_size) for seed in config.seeds
+                      for s in range(num_steps)])
+    granule = 64 * mesh.devices.size
+    rows_train, _ = spe.pair_budgets(_n_node(tr), deg, config.batch_size, draws=draws, granule=granule)
+    rows_eval = 0
+    for split in ("val", "test"):
+        idx = np.stack([i for i, _ in _eval_indices(data[split].num_graphs, config.eval_batch_size,
+                                                    mesh.devices.size)])
+        rows_eval = max(rows_eval, spe.pair_budgets(_n_node(data[split]), deg, idx.shape[1], draws=idx,
+                                                    granule=granule)[0])
+    return {"rows_train": rows_train, "rows_eval": rows_eval, "degree": deg}
+
+
+def _with_pairs(batch, pairs: dict | None, rows_key: str):
+    if pairs is None:
+        return batch
+    return spe.with_pair_index(batch, row_budget=pairs[rows_key], degree_budget=pairs["degree"])
+
+
+def evaluate(state, eval_step, data: spe.GraphBatch, mesh, batch_size: int, pairs: dict | None = None) -> float:
+    """Exact MAE over all graphs; the last batch is padded with repeats whose errors are dropped."""
+    errs = []
+    for idx, real in _eval_indices(data.num_graphs, batch_size, mesh.devices.size):
+        batch = _with_pairs(spe.take_graph_batch(data, idx), pairs, "rows_eval")
+        m = eval_step(state, train.shard_batch(batch, mesh))
         errs.append(np.asarray(m["abs_err"])[:real])
     return float(np.mean(np.concatenate(errs)))
 
@@ -120,10 +169,13 @@ def _steps(method: str, mesh):
     return _STEPS[method]
 
 
-def run_one(config, method: str, seed: int, data, budget, mesh, workdir: pathlib.Path) -> dict[str, float]:
+def run_one(config, method: str, seed: int, data, budget, mesh, workdir: pathlib.Path,
+            pairs: dict | None = None) -> dict[str, float]:
+    """One method and seed; ``pairs`` (budgets from :func:`pair_budgets`): SPE's ρ / SignNet's φ on node-pair
+    rows."""
     tr = data["train"]
     bs = config.batch_size
-    per_epoch = tr.num_graphs // bs
+    pairs = pairs if METHODS[method] in (spe.PEKind.SPE, spe.PEKind.SIGNNET) else None
     num_steps = train.steps_per_run(config, tr.num_graphs)
     model = build_model(config, method, budget["k"], seed)
     tx = official_optimizer(config.learning_rate, config.weight_decay, config.warmup_steps, num_steps)
@@ -131,15 +183,14 @@ def run_one(config, method: str, seed: int, data, budget, mesh, workdir: pathlib
     step, eval_step = _steps(method, mesh)
 
     def batches(s: int):
-        epoch, i = divmod(s, per_epoch)
-        perm = np.random.default_rng([seed, epoch]).permutation(tr.num_graphs)
-        return spe.take_graph_batch(tr, perm[i * bs:(i + 1) * bs])
+        return _with_pairs(spe.take_graph_batch(tr, _train_indices(seed, s, tr.num_graphs, bs)), pairs,
+                           "rows_train")
 
     best = {"val": np.inf, "test": np.inf}
 
     def eval_fn(st):
-        val = evaluate(st, eval_step, data["val"], mesh, config.eval_batch_size)
-        test = evaluate(st, eval_step, data["test"], mesh, config.eval_batch_size)
+        val = evaluate(st, eval_step, data["val"], mesh, config.eval_batch_size, pairs)
+        test = evaluate(st, eval_step, data["test"], mesh, config.eval_batch_size, pairs)
         if val < best["val"]:
             best.update(val=val, test=test)
         return {"val_mae": val, "test_mae": test}
@@ -162,11 +213,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Resul
     mesh = train.make_mesh()
     _STEPS.clear()
     data, budget = load_data(config)
+    layout = config.get("rho_layout", "dense")
+    if layout not in ("dense", "pairs"):
+        raise ValueError(f"config.rho_layout must be 'dense' or 'pairs', got {layout!r}")
+    pairs = None
+    if layout == "pairs" and {"spe", "signnet"} & set(config.methods):
+        if config.bn_mode != "masked":
+            raise ValueError("config.rho_layout='pairs' needs config.bn_mode='masked' (the pair rows carry the "
+                             f"masked statistics), got {config.bn_mode!r}")
+        pairs = pair_budgets(config, data, mesh)
+        budget["pairs"] = pairs
     sweep = SeedSweep()
     runs: dict[str, list[dict[str, float]]] = {}
     for method in config.methods:
         for seed in config.seeds:
-            r = run_one(config, method, seed, data, budget, mesh, workdir)
+            r = run_one(config, method, seed, data, budget, mesh, workdir, pairs)
             runs.setdefault(method, []).append(r)
             sweep.add(f"{method}_test_mae", r["test_mae"], seed=seed, baseline=method != OURS, higher_is_better=False)
     rows = []

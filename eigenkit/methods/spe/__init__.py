@@ -6,7 +6,8 @@ used throughout (official Graph-COM/SPE swaps φ and ρ).
 
 * Pure: :func:`basis_invariant_tensor`, :func:`random_sign_flip`.
 * Data: :class:`GraphBatch`, :func:`make_graph_batch`, :func:`take_graph_batch`, :func:`unbatch_graph_batch`,
-  :func:`dense_adjacency_of_batch`.
+  :func:`dense_adjacency_of_batch`; :class:`PairIndex`, :func:`pair_index`, :func:`with_pair_index`,
+  :func:`pair_budgets` (ρ on the real node pairs only: ``Σ n_b²`` rows instead of ``B N²``).
 * Modules: :class:`EigenvalueNets` (φ), :class:`SPE`, :class:`SignNet`, :class:`PEGraphRegressor`
   (GINE + none / LapPE / SPE / SignNet).
 * Official weights: :func:`load_official_state_dict` (a Graph-COM/SPE PyTorch ``state_dict`` as NumPy arrays →
@@ -24,6 +25,7 @@ from eigenkit.methods.spe._batch import (
     make_graph_batch,
     take_graph_batch,
     unbatch_graph_batch,
+    with_pair_index,
 )
 from eigenkit.methods.spe._model import (
     SPE,
@@ -35,6 +37,7 @@ from eigenkit.methods.spe._model import (
     SignNet,
 )
 from eigenkit.methods.spe._official_weights import load_official_state_dict
+from eigenkit.methods.spe._pairs import PairIndex, pair_budgets, pair_index
 from eigenkit.methods.spe._tensor import basis_invariant_tensor, random_sign_flip
 
 __all__ = [
@@ -45,12 +48,16 @@ __all__ = [
     "GraphBatch",
     "PEGraphRegressor",
     "PEKind",
+    "PairIndex",
     "SignNet",
     "basis_invariant_tensor",
     "dense_adjacency_of_batch",
     "load_official_state_dict",
     "make_graph_batch",
+    "pair_budgets",
+    "pair_index",
     "random_sign_flip",
     "take_graph_batch",
     "unbatch_graph_batch",
+    "with_pair_index",
 ]

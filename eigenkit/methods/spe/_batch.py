@@ -29,8 +29,10 @@ import numpy as np
 from jaxtyping import Float
 
 from eigenkit import graph as eg
+from eigenkit.methods.spe._pairs import PairIndex, pair_index
 
-__all__ = ["GraphBatch", "make_graph_batch", "take_graph_batch", "unbatch_graph_batch", "dense_adjacency_of_batch"]
+__all__ = ["GraphBatch", "make_graph_batch", "take_graph_batch", "unbatch_graph_batch", "dense_adjacency_of_batch",
+           "with_pair_index"]
 
 
 class GraphBatch(NamedTuple):
@@ -42,6 +44,7 @@ class GraphBatch(NamedTuple):
     eigvals: np.ndarray
     eigvecs: np.ndarray
     eig_mask: np.ndarray
+    pairs: PairIndex | None = None  # real node-pair rows for ρ (:func:`with_pair_index`); None: dense ρ
 
     @property
     def num_graphs(self) -> int:
@@ -236,6 +239,15 @@ def take_graph_batch(batch: GraphBatch, index) -> GraphBatch:
                                globals=glob)
     return GraphBatch(graphs, rows(batch.node_mask, n), rows(batch.edge_mask, e), np.asarray(batch.eigvals)[index],
                       np.asarray(batch.eigvecs)[index], np.asarray(batch.eig_mask)[index])
+
+
+def with_pair_index(batch: GraphBatch, *, row_budget: int | None = None, degree_budget: int | None = None,
+                    granule: int = 512) -> GraphBatch:
+    """Host-side: ``batch`` with its :class:`~eigenkit.methods.spe.PairIndex` attached (``batch.pairs``), so that
+    SPE's ρ runs on the real node pairs only (``BatchNormMode.MASKED``; see :func:`~eigenkit.methods.spe.pair_index`
+    for the arguments). :func:`take_graph_batch` drops it: attach it per drawn batch."""
+    return batch._replace(pairs=pair_index(batch, row_budget=row_budget, degree_budget=degree_budget,
+                                           granule=granule))
 
 
 def unbatch_graph_batch(batch: GraphBatch) -> list[jraph.GraphsTuple]:

@@ -31,8 +31,9 @@ from flax import nnx
 
 from eigenkit import graph as eg
 from eigenkit.methods.spe._batch import GraphBatch, dense_adjacency_of_batch
+from eigenkit.methods.spe._pairs import PairIndex
 from eigenkit.methods.spe._tensor import basis_invariant_tensor, random_sign_flip
-from eigenkit.nn import MLP, DenseGINLayer, GINEGraphRegressor, MaskedBatchNorm, Pooling
+from eigenkit.nn import MLP, DenseGINLayer, GINEGraphRegressor, MaskedBatchNorm, Pooling, remat_sequential
 
 __all__ = ["BatchNormMode", "EigenvalueNetKind", "PEKind", "EigenvalueNets", "SPE", "SignNet", "PEGraphRegressor"]
 
@@ -137,6 +138,9 @@ class SPE(nnx.Module):
       phi_kind: :class:`EigenvalueNetKind`.
       bn_mode: :class:`BatchNormMode`.
       use_bn: BatchNorm inside the MLPs (official ``mlp_use_bn``).
+      remat: rematerialise each ρ layer in the backward pass (:func:`eigenkit.nn.remat_sequential`: a ``lax.scan``
+        over the stacked layers of equal shape with a checkpointed body): only the layer inputs are stored, for
+        one extra forward pass of ρ. Same values, statistics and gradients.
 
     Example:
       >>> import jax.numpy as jnp
@@ -151,10 +155,10 @@ class SPE(nnx.Module):
     def __init__(self, n_phi: int = 16, pe_dims: int = 37, *, phi_layers: int = 3, phi_hidden: int = 16,
                  rho_layers: int = 8, rho_hidden: int = 128, n_mlp_layers: int = 3,
                  phi_kind: EigenvalueNetKind = EigenvalueNetKind.MLP, bn_mode: BatchNormMode = BatchNormMode.MASKED,
-                 use_bn: bool = True, param_dtype=jnp.float32, rngs: nnx.Rngs):
+                 use_bn: bool = True, remat: bool = False, param_dtype=jnp.float32, rngs: nnx.Rngs):
         if rho_layers < 1:
             raise ValueError(f"rho_layers must be >= 1, got {rho_layers}")
-        self.bn_mode, self.pe_dims = bn_mode, pe_dims
+        self.bn_mode, self.pe_dims, self.remat = bn_mode, pe_dims, remat
         self.phi = EigenvalueNets(n_phi, phi_layers, phi_hidden, kind=phi_kind, use_bn=use_bn,
                                   param_dtype=param_dtype, rngs=rngs)
         widths = [n_phi] + [rho_hidden] * (rho_layers - 1) + [pe_dims]
@@ -213,12 +217,42 @@ class SPE(nnx.Module):
         return self._rho(x, node_mask, adj)
 
     def __call__(self, eigvals: jax.Array, eigvecs: jax.Array, eig_mask: jax.Array, node_mask: jax.Array,
-                 adj: jax.Array) -> jax.Array:
+                 adj: jax.Array | None, *, pairs: PairIndex | None = None) -> jax.Array:
         """``eigvals[B, d]``, ``eigvecs[B, N, d]``, ``eig_mask[B, d]``, ``node_mask[B, N]``, ``adj[B, N, N]``
         → ``PE[B, N, pe_dims]``. To differentiate w.r.t. the graph, use :meth:`from_adjacency` instead
-        (gradients through precomputed eigenvectors are NaN on repeated eigenvalues)."""
+        (gradients through precomputed eigenvectors are NaN on repeated eigenvalues).
+
+        ``pairs`` (:class:`~eigenkit.methods.spe.PairIndex`, from ``with_pair_index``): run ρ on the real node pairs
+        only (``adj`` unused; the tables carry the graph). Same PE, BatchNorm statistics and gradients as the dense
+        path in ``BatchNormMode.MASKED`` (the only mode it supports: ``OFFICIAL`` statistics include padded columns),
+        at ``Σ n_b² / (B N²)`` of the ρ rows."""
         x = self.spectral_tensor(eigvals, eigvecs, eig_mask)
+        if pairs is not None:
+            return self._rho_pairs(x, node_mask, pairs)
+        if adj is None:
+            raise ValueError("adj [B, N, N] is required unless pairs is given")
         return self._rho(x, node_mask, adj)
+
+    def _run_rho(self, h, apply):
+        if self.remat:
+            return remat_sequential(list(self.rho), h, apply)
+        for layer in self.rho:
+            h = apply(layer, h)
+        return h
+
+    def _rho_pairs(self, x, node_mask, pairs: PairIndex):
+        if self.bn_mode is not BatchNormMode.MASKED:
+            raise ValueError("the node-pair layout (pairs=...) computes BatchNormMode.MASKED statistics; "
+                             f"this SPE has bn_mode={self.bn_mode} (use the dense path: pairs=None)")
+        b, n, _, m = x.shape
+        mask = jnp.asarray(pairs.row_mask)
+        w = mask[:, None].astype(x.dtype)
+        h = x.reshape(b * n * n, m)[jnp.asarray(pairs.dense_row)] * w
+        nbr, rev = jnp.asarray(pairs.neighbours), jnp.asarray(pairs.reverse)
+        h = self._run_rho(h, lambda layer, h: layer.on_rows(h, nbr, rev, mask=mask))
+        pe = jax.ops.segment_sum(h * w, jnp.asarray(pairs.node), num_segments=b * n + 1,
+                                 indices_are_sorted=True)[:b * n]
+        return pe.reshape(b, n, -1) * node_mask[..., None].astype(x.dtype)
 
     def _rho(self, x, node_mask, adj):
         rows = node_mask[:, :, None]
@@ -226,8 +260,7 @@ class SPE(nnx.Module):
             bn_mask = rows & node_mask[:, None, :]
         else:
             bn_mask = jnp.broadcast_to(rows, x.shape[:3])
-        for layer in self.rho:
-            x = layer(x, adj, mask=bn_mask)
+        x = self._run_rho(x, lambda layer, x: layer(x, adj, mask=bn_mask))
         cols = node_mask[:, None, :, None].astype(x.dtype)
         pe = jnp.sum(x * cols, axis=2)
         return pe * node_mask[..., None].astype(x.dtype)
@@ -252,9 +285,16 @@ class SignNet(nnx.Module):
         ])
         self.rho = MLP(n_mlp_layers, n_eigs * phi_out, hidden, pe_dims, param_dtype=param_dtype, rngs=rngs)
 
-    def __call__(self, eigvecs, eig_mask, node_mask, adj):
+    def __call__(self, eigvecs, eig_mask, node_mask, adj, *, pairs: PairIndex | None = None):
+        """``pairs``: run φ on the real ``(node, eigenvector)`` rows only (the node-pair rows of
+        :func:`~eigenkit.methods.spe.pair_index`, column ``j`` read as eigenvector ``j``; rows with ``j >= d_b``
+        masked), ``adj`` unused. Same PE, statistics and gradients as the dense path."""
         b, n, d = eigvecs.shape
         mask = node_mask[:, :, None] & eig_mask[:, None, :]
+        if pairs is not None:
+            return self._on_pairs(eigvecs, eig_mask, mask, node_mask, pairs)
+        if adj is None:
+            raise ValueError("adj [B, N, N] is required unless pairs is given")
 
         def phi(x):
             for layer in self.phi:
@@ -265,6 +305,28 @@ class SignNet(nnx.Module):
         h = phi(x) + phi(-x)
         h = h * mask[..., None].astype(h.dtype)
         pe = self.rho(h.reshape(b, n, -1), mask=node_mask)
+        return pe * node_mask[..., None].astype(pe.dtype)
+
+    def _on_pairs(self, eigvecs, eig_mask, mask, node_mask, pairs: PairIndex):
+        b, n, d = eigvecs.shape
+        dense_row = jnp.asarray(pairs.dense_row)
+        gb, v, j = dense_row // (n * n), (dense_row // n) % n, dense_row % n
+        real = jnp.asarray(pairs.row_mask) & (j < d)
+        jc = jnp.minimum(j, d - 1)
+        real = real & eig_mask[gb, jc]
+        row = gb * (n * d) + v * d + jc  # index into eigvecs.reshape(B·N·d)
+        w = real[:, None].astype(eigvecs.dtype)
+        x = eigvecs.reshape(-1)[row][:, None] * w
+        nbr, rev = jnp.asarray(pairs.neighbours), jnp.asarray(pairs.reverse)
+
+        def phi(x):
+            for layer in self.phi:
+                x = layer.on_rows(x, nbr, rev, mask=real)
+            return x
+
+        h = (phi(x) + phi(-x)) * w
+        dense = jnp.zeros((b * n * d, h.shape[-1]), h.dtype).at[row].add(h)  # real rows are distinct
+        pe = self.rho(dense.reshape(b, n, -1), mask=node_mask)
         return pe * node_mask[..., None].astype(pe.dtype)
 
 
@@ -282,11 +344,12 @@ class PEGraphRegressor(nnx.Module):
                  n_layers: int = 4, n_mlp_layers: int = 3, pooling: Pooling = Pooling.MEAN, residual: bool = True,
                  pe_dims: int = 37, n_phi: int = 16, phi_layers: int = 3, phi_hidden: int = 16,
                  rho_layers: int = 8, rho_hidden: int = 128, bn_mode: BatchNormMode = BatchNormMode.MASKED,
-                 phi_kind: EigenvalueNetKind = EigenvalueNetKind.MLP, param_dtype=jnp.float32, rngs: nnx.Rngs):
+                 phi_kind: EigenvalueNetKind = EigenvalueNetKind.MLP, remat: bool = False, param_dtype=jnp.float32,
+                 rngs: nnx.Rngs):
         self.pe_kind = pe_kind
         self.spe = (SPE(n_phi, pe_dims, phi_layers=phi_layers, phi_hidden=phi_hidden, rho_layers=rho_layers,
                         rho_hidden=rho_hidden, n_mlp_layers=n_mlp_layers, phi_kind=phi_kind, bn_mode=bn_mode,
-                        param_dtype=param_dtype, rngs=rngs) if pe_kind is PEKind.SPE else None)
+                        remat=remat, param_dtype=param_dtype, rngs=rngs) if pe_kind is PEKind.SPE else None)
         self.signnet = (SignNet(n_eigs, pe_dims, gin_layers=rho_layers, hidden=rho_hidden, n_mlp_layers=n_mlp_layers,
                                 param_dtype=param_dtype, rngs=rngs) if pe_kind is PEKind.SIGNNET else None)
         pe_features = {PEKind.NONE: 0, PEKind.LAPPE: n_eigs, PEKind.SPE: pe_dims, PEKind.SIGNNET: pe_dims}[pe_kind]
@@ -303,10 +366,13 @@ class PEGraphRegressor(nnx.Module):
             v = batch.eigvecs if key is None else random_sign_flip(batch.eigvecs, key=key)
             return v.reshape(b * n, -1)
         node_mask = batch.node_mask.reshape(b, n)
-        adj = dense_adjacency_of_batch(batch, batch.eigvecs.dtype)
         if self.pe_kind is PEKind.SIGNNET:
-            pe = self.signnet(batch.eigvecs, batch.eig_mask, node_mask, adj)
+            adj = None if batch.pairs is not None else dense_adjacency_of_batch(batch, batch.eigvecs.dtype)
+            pe = self.signnet(batch.eigvecs, batch.eig_mask, node_mask, adj, pairs=batch.pairs)
+        elif batch.pairs is not None:  # node-pair rows (with_pair_index): no dense adjacency needed
+            pe = self.spe(batch.eigvals, batch.eigvecs, batch.eig_mask, node_mask, None, pairs=batch.pairs)
         else:
+            adj = dense_adjacency_of_batch(batch, batch.eigvecs.dtype)
             pe = self.spe(batch.eigvals, batch.eigvecs, batch.eig_mask, node_mask, adj)
         return pe.reshape(b * n, -1)
 
