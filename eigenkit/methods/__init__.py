@@ -3,7 +3,9 @@
 * ``eigenkit.methods.spe`` — stable & expressive positional encodings (Huang et al., ICLR 2024);
 * ``eigenkit.methods.s4d`` — diagonal state-space layers and models (Gu et al., NeurIPS 2022);
 * ``eigenkit.methods.gcr`` — Grassmann class representation head (Wang et al., ICCV 2023);
-* ``eigenkit.methods.eora`` — compression + eigenspace low-rank compensation of LLMs (Liu et al., 2024).
+* ``eigenkit.methods.eora`` — compression + eigenspace low-rank compensation of LLMs (Liu et al., 2024);
+* ``eigenkit.methods.eigenshield`` — random-matrix causal-subspace filtering of embeddings (Darabi et al., 2025;
+  reconstructed from the abstract: no official code).
 
 Methods never import each other; what two methods share lives in ``eigenkit.nn`` or a primitive package.
 """
