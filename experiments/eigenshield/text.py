@@ -40,11 +40,11 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.description = ("EigenShield-style filter on MiniLM-L6 sentence embeddings (Austen novel probe) under "
                      "embedding-space PGD, non-adaptive and adaptive")
-    c.expected_runtime = "~5 min on 2 CPU cores"
+    c.expected_runtime = "~5 min on 2 CPU cores (322 s measured)"
     c.per_novel = 700            # sentences drawn per novel (split into probe / calibration / test)
     c.n_probe, c.n_cal, c.n_test = 1800, 1800, 200
     c.min_tokens, c.max_tokens = 10, 32
-    c.seeds = (0, 1)
+    c.seeds = (0, 1, 2)
     c.probe_steps, c.probe_lr, c.probe_l2 = 500, 0.05, 1e-4
     c.alpha, c.n_bootstrap = 0.1, 20
     c.eps = (0.01, 0.03)
