@@ -30,10 +30,9 @@ from eigenkit import data
 from eigenkit.methods import eigenshield
 from eigenkit.nn import BertConfig, bert_from_weights, mean_pool
 from experiments._contract import Result, SeedSweep, markdown_table
+from experiments.eigenshield._report import DEFENCES, add_seed_metrics, defence_table
 
 PRESETS = ("smoke", "cpu")
-DEFENCES = ("none", "eigenshield", "pca", "random")
-OURS = "eigenshield"
 
 
 def get_config(preset: str) -> ml_collections.ConfigDict:
@@ -88,7 +87,8 @@ def _pad(seqs, t):
     return ids, mask
 
 
-def _train_probe(z, y, n_classes, config, seed):
+def _train_probe(z, y, n_classes, config):
+    """Full-batch Adam from zero weights: deterministic given the embeddings."""
     w = jnp.zeros((z.shape[1], n_classes))
     b = jnp.zeros((n_classes,))
     tx = optax.adam(config.probe_lr)
@@ -105,7 +105,6 @@ def _train_probe(z, y, n_classes, config, seed):
         u, o = tx.update(g, o, p)
         return optax.apply_updates(p, u), o
 
-    del seed  # full-batch, zero init: deterministic
     for _ in range(config.probe_steps):
         params, opt = step(params, opt)
     return params
@@ -130,7 +129,7 @@ def run_seed(config, seed, enc, ids, mask, labels, n_classes, z_all):
     i_test = perm[config.n_probe + config.n_cal:config.n_probe + config.n_cal + config.n_test]
     bs = config.batch_size
     z_probe, z_cal, z_test = z_all[i_probe], z_all[i_cal], z_all[i_test]
-    w, b = _train_probe(jnp.asarray(z_probe), jnp.asarray(labels[i_probe]), n_classes, config, seed)
+    w, b = _train_probe(jnp.asarray(z_probe), jnp.asarray(labels[i_probe]), n_classes, config)
     key = jax.random.key(seed)
     k_fit, k_rand, k_att = jax.random.split(key, 3)
     fitted = eigenshield.fit(jnp.asarray(z_cal), z_cal.shape[1], key=k_fit, alpha=config.alpha,
@@ -218,31 +217,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Resul
     for seed in config.seeds:
         r = run_seed(config, seed, enc, ids, mask, labels, len(names), z_all)
         runs.append(r)
-        for n in DEFENCES:
-            base = n != OURS
-            sweep.add(f"{n}_clean_accuracy", r[f"{n}_clean_accuracy"], seed=seed, baseline=base,
-                      higher_is_better=True)
-            for eps in config.eps:
-                sweep.add(f"{n}_asr_nonadaptive_eps{eps}", r[f"{n}_asr_nonadaptive_eps{eps}"], seed=seed,
-                          baseline=base, higher_is_better=False)
-                if n != "none":
-                    sweep.add(f"{n}_asr_adaptive_eps{eps}", r[f"{n}_asr_adaptive_eps{eps}"], seed=seed,
-                              baseline=base, higher_is_better=False)
+        add_seed_metrics(sweep, r, seed, config.eps)
 
-    def cell(key):
-        v = np.array([r[key] for r in runs])
-        return f"{100 * v.mean():.1f} ± {100 * v.std():.1f}"
-
-    head = ["defence", "clean acc. (%)"] + [f"ASR ε={e} {a} (%)" for e in config.eps
-                                            for a in ("non-adaptive", "adaptive")]
-    rows = []
-    for n in DEFENCES:
-        row = [n, cell(f"{n}_clean_accuracy")]
-        for e in config.eps:
-            row += [cell(f"{n}_asr_nonadaptive_eps{e}"),
-                    cell(f"{n}_asr_{'nonadaptive' if n == 'none' else 'adaptive'}_eps{e}")]
-        rows.append(row)
-    table = markdown_table(head, rows)
+    table = defence_table(runs, config.eps)
     diag = markdown_table(["seed", "causal rank r", "spikes", "r / d"]
                           + [f"attack displacement in causal subspace, ε={e}" for e in config.eps],
                           [[s, r["rank"], r["n_spikes"], f"{r['rank_over_dim']:.3f}"]

@@ -39,10 +39,9 @@ from eigenkit import linalg as la
 from eigenkit.methods import eigenshield
 from eigenkit.nn import SmallCNN
 from experiments._contract import Result, SeedSweep, markdown_table
+from experiments.eigenshield._report import DEFENCES, add_seed_metrics, defence_table
 
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
-DEFENCES = ("none", "eigenshield", "pca", "random")
-OURS = "eigenshield"
 
 
 class Net(nnx.Module):
@@ -227,30 +226,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Resul
         runs.append(r)
         if seed == config.seeds[0]:
             plot_spectrum(fitted, len(emb_cal), workdir / "spectrum.png")
-        for n in DEFENCES:
-            base = n != OURS
-            sweep.add(f"{n}_clean_accuracy", r[f"{n}_clean_accuracy"], seed=seed, baseline=base,
-                      higher_is_better=True)
-            for eps in config.eps:
-                for att in ("nonadaptive", "adaptive"):
-                    if n == "none" and att == "adaptive":
-                        continue
-                    sweep.add(f"{n}_asr_{att}_eps{eps}", r[f"{n}_asr_{att}_eps{eps}"], seed=seed, baseline=base,
-                              higher_is_better=False)
+        add_seed_metrics(sweep, r, seed, config.eps)
 
-    def cell(key):
-        v = np.array([r[key] for r in runs])
-        return f"{100 * v.mean():.1f} ± {100 * v.std():.1f}"
-
-    head = ["defence", "clean acc. (%)"] + [f"ASR ε={e}/255 {a} (%)" for e in config.eps
-                                            for a in ("non-adaptive", "adaptive")]
-    rows = []
-    for n in DEFENCES:
-        row = [n, cell(f"{n}_clean_accuracy")]
-        for e in config.eps:
-            row += [cell(f"{n}_asr_nonadaptive_eps{e}"), cell(f"{n}_asr_adaptive_eps{e}")]
-        rows.append(row)
-    table = markdown_table(head, rows)
+    table = defence_table(runs, config.eps, "/255")
     diag_rows = [[r_i, r["rank"], r["n_spikes"], f"{r['rank_over_dim']:.3f}", f"{r['variance_in_causal']:.3f}",
                   f"{r['head_energy_in_causal']:.3f}"] + [f"{r[f'attack_in_causal_eps{e}']:.3f}" for e in config.eps]
                  for r_i, r in zip(config.seeds, runs)]

@@ -122,8 +122,8 @@ def pair_index(batch, *, row_budget: int | None = None, degree_budget: int | Non
     ebb, en = eb[e_idx], n[eb][e_idx]
     dst = off[ebb] + ev[e_idx] * en + ej
     src = off[ebb] + eu[e_idx] * en + ej
+    if degree_budget is None:  # one width for both tables (one compiled shape): the largest in- or out-count
+        counts = [np.bincount(x, minlength=1).max(initial=0) for x in (dst, src)] if dst.size else [0]
+        degree_budget = int(max(counts))
     nbr, rev = eg.neighbour_tables(dst, src, row_budget, width=degree_budget, reverse_width=degree_budget)
-    if degree_budget is None and nbr.shape[1] != rev.shape[1]:  # one width for both (one compiled shape)
-        w = max(nbr.shape[1], rev.shape[1])
-        nbr, rev = eg.neighbour_tables(dst, src, row_budget, width=w, reverse_width=w)
     return PairIndex(dense_row.astype(np.int32), row_mask, nbr, rev, node.astype(np.int32))
