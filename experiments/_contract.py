@@ -30,8 +30,8 @@ E = TypeVar("E", bound=enum.Enum)
 
 #: Config keys that do not change what an experiment computes (presentation and cadence). They are left out of the
 #: config hash that decides whether ``run all`` may skip a method whose result already exists.
-NON_RESULT_KEYS = frozenset({"description", "expected_runtime", "show_progress", "log_every", "checkpoint_every",
-                             "max_to_keep"})
+NON_RESULT_KEYS = frozenset({"description", "expected_runtime", "expected_device", "expected_memory", "show_progress",
+                             "log_every", "checkpoint_every", "max_to_keep"})
 
 
 @dataclasses.dataclass(frozen=True)

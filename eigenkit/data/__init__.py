@@ -4,6 +4,18 @@ See ``../shared/DATA.md`` in the developer docs for the sources that work offlin
 """
 
 from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
+from eigenkit.data._imagefolder import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageBatches,
+    ImageFolder,
+    center_crop_image,
+    eval_image_batches,
+    image_folder,
+    load_image,
+    normalize_images,
+    random_resized_crop,
+)
 from eigenkit.data._images import FASHION_MNIST_CLASSES, digits, fashion_mnist
 from eigenkit.data._minilm import minilm_config, minilm_dir, minilm_tokenizer, minilm_weights, read_safetensors
 from eigenkit.data._molecules import (
@@ -22,8 +34,23 @@ from eigenkit.data._text import (
     text_passage_sets,
     text_passages,
 )
+from eigenkit.data._zinc import ZINC_ATOM_TYPES, ZINC_BOND_TYPES, read_torch_pickle, zinc
 
 __all__ = [
+    "ZINC_ATOM_TYPES",
+    "ZINC_BOND_TYPES",
+    "read_torch_pickle",
+    "zinc",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageBatches",
+    "ImageFolder",
+    "center_crop_image",
+    "eval_image_batches",
+    "image_folder",
+    "load_image",
+    "normalize_images",
+    "random_resized_crop",
     "BOOKS",
     "austen_books",
     "austen_install_commands",

@@ -41,12 +41,13 @@ class MoleculeGraphs:
     """A set of molecular graphs in flat (concatenated) numpy form.
 
     Attributes:
-      smiles: ``[M]`` SMILES strings.
+      smiles: ``[M]`` SMILES strings (empty for sources without them, e.g. ZINC).
       n_node, n_edge: ``int32 [M]`` heavy atoms and directed edges (2 × bonds) per molecule.
-      node_type: ``int32 [sum n_node]`` indices into ``ATOM_TYPES``.
+      node_type: ``int32 [sum n_node]`` indices into the source's atom vocabulary (MOSES: ``ATOM_TYPES``; ZINC:
+        ``ZINC_ATOM_TYPES``).
       senders, receivers: ``int32 [sum n_edge]`` *local* node indices (0 .. n_node − 1 within each molecule).
-      edge_type: ``int32 [sum n_edge]`` in 1..3 (``BOND_TYPES``).
-      y: ``float32 [M]`` penalised logP.
+      edge_type: ``int32 [sum n_edge]`` in 1..3 (``BOND_TYPES``; ZINC: ``ZINC_BOND_TYPES``, the same three).
+      y: ``float32 [M]`` penalised logP (ZINC: the normalised ``logP_SA_cycle_normalized``).
     """
 
     smiles: np.ndarray
@@ -60,6 +61,49 @@ class MoleculeGraphs:
 
     def __len__(self) -> int:
         return int(self.n_node.shape[0])
+
+    @classmethod
+    def from_dense_bonds(cls, node_types, bond_types, y, *, smiles=None) -> MoleculeGraphs:
+        """Molecules given as atom-type vectors and dense bond-type matrices (the ZINC / benchmarking-gnns layout).
+
+        Edges are the nonzero entries of each bond matrix in row-major order, ``senders`` = row, ``receivers`` =
+        column, ``edge_type`` = the entry: exactly PyG's ``adj.nonzero().t()`` in ``torch_geometric.datasets.ZINC``
+        (a symmetric matrix gives both directions of every bond).
+
+        Args:
+          node_types: ``M`` integer arrays ``[n_i]`` (indices into the source's atom vocabulary).
+          bond_types: ``M`` integer arrays ``[n_i, n_i]``, 0 = no bond, ``1..`` = bond type.
+          y: ``[M]`` targets.
+          smiles: optional ``[M]`` strings (default empty strings: the source has none).
+
+        Raises:
+          ValueError: lengths differ, or a bond matrix is not ``[n_i, n_i]`` (the message names molecule ``i``).
+        """
+        node_types, bond_types = list(node_types), list(bond_types)
+        y = np.asarray(y, np.float32).reshape(-1)
+        if not len(node_types) == len(bond_types) == len(y):
+            raise ValueError(f"node_types, bond_types and y must have one entry per molecule, got {len(node_types)}, "
+                             f"{len(bond_types)}, {len(y)}")
+        n_node, n_edge, nt, snd, rcv, et = [], [], [], [], [], []
+        for i, (atoms, adj) in enumerate(zip(node_types, bond_types)):
+            atoms, adj = np.asarray(atoms).reshape(-1), np.asarray(adj)
+            if adj.shape != (len(atoms), len(atoms)):
+                raise ValueError(f"molecule {i}: bond_types must be [{len(atoms)}, {len(atoms)}] (one row per atom), "
+                                 f"got shape {adj.shape}")
+            s_, r_ = np.nonzero(adj)
+            n_node.append(len(atoms))
+            n_edge.append(len(s_))
+            nt.append(atoms)
+            snd.append(s_)
+            rcv.append(r_)
+            et.append(adj[s_, r_])
+        i32 = np.int32
+
+        def cat(parts):
+            return np.concatenate(parts).astype(i32) if parts else np.zeros(0, i32)
+
+        names = np.array([""] * len(y) if smiles is None else [str(s) for s in smiles], dtype=str)
+        return cls(names, np.array(n_node, i32), np.array(n_edge, i32), cat(nt), cat(snd), cat(rcv), cat(et), y)
 
     @property
     def node_offsets(self) -> np.ndarray:

@@ -6,7 +6,8 @@
   :class:`GINEGraphRegressor`, pooling (:class:`Pooling`, :func:`pool_nodes`, :func:`graph_index`);
 * layer stacks: :func:`remat_sequential` (rematerialisation that saves memory on CPU too: ``lax.scan`` over
   checkpointed layers);
-* image backbones: :class:`SmallCNN`;
+* image backbones: :class:`SmallCNN`, :class:`ResNetD` / :func:`resnet50d` (ResNet-D: deep stem, average-pool
+  shortcut; 25.58M parameters for ResNet-50-D) with :class:`GroupBatchNorm` (per-device-style BN statistics);
 * BERT encoders: :class:`BertEncoder`, :func:`bert_from_weights`, :func:`mean_pool` (MiniLM sentence embeddings,
   used by EigenShield's text experiment);
 * LLaMA-style decoders: :class:`LlamaModel` (RMSNorm, RoPE, grouped-query attention, SwiGLU), weight loading and
@@ -43,10 +44,14 @@ from eigenkit.nn._llama import (
 from eigenkit.nn._mlp import MLP, torch_linear_init
 from eigenkit.nn._norm import MaskedBatchNorm
 from eigenkit.nn._remat import remat_sequential
+from eigenkit.nn._resnet import GroupBatchNorm, ResNetD, resnet50d
 
 # --- more re-exports below (one line per block family) ---
 
 __all__ = [
+    "GroupBatchNorm",
+    "ResNetD",
+    "resnet50d",
     "BertConfig",
     "BertEncoder",
     "bert_from_weights",
