@@ -217,7 +217,10 @@ class ImageBatches:
         self.start, self.local_batch = _process_slice(self.batch_size, process_index, process_count)
         self.steps_per_epoch = len(dataset) // self.batch_size
         self.prefetch = int(prefetch)
-        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, int(num_workers)))
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, int(num_workers)))  # decodes images
+        # assembles prefetched batches; separate from the decode pool, whose workers a batch waits on (one pool
+        # for both deadlocks once every worker holds a batch waiting for its images)
+        self._ahead = concurrent.futures.ThreadPoolExecutor(max(1, self.prefetch))
         self._pending: dict[int, concurrent.futures.Future] = {}
         self._perm: tuple[int, np.ndarray] | None = None
         self._lock = threading.Lock()
@@ -252,7 +255,7 @@ class ImageBatches:
                 self._pending.pop(s).cancel()
         for s in range(step + 1, step + 1 + self.prefetch):
             if s not in self._pending:
-                self._pending[s] = self._pool.submit(self._make, s)
+                self._pending[s] = self._ahead.submit(self._make, s)
         return fut.result() if fut is not None else self._make(step)
 
     def close(self) -> None:
@@ -260,6 +263,7 @@ class ImageBatches:
         for f in self._pending.values():
             f.cancel()
         self._pending.clear()
+        self._ahead.shutdown(wait=False, cancel_futures=True)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
