@@ -13,7 +13,13 @@ Example::
                                workdir="/tmp/run", config=config, mesh=mesh)
 """
 
-from eigenkit.train._checkpoint import RESUMABLE_KEYS, Checkpointer, CheckpointMismatchError
+from eigenkit.train._checkpoint import (
+    RESUMABLE_KEYS,
+    Checkpointer,
+    CheckpointFallbackWarning,
+    CheckpointMismatchError,
+    CorruptCheckpointError,
+)
 from eigenkit.train._data import (
     classification_loss,
     classification_metrics,
@@ -38,7 +44,9 @@ from eigenkit.train._step import accumulate, make_eval_step, make_train_step
 __all__ = [
     "DATA_AXIS",
     "RESUMABLE_KEYS",
+    "CheckpointFallbackWarning",
     "CheckpointMismatchError",
+    "CorruptCheckpointError",
     "Checkpointer",
     "MetricWriter",
     "TrainState",

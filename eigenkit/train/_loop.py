@@ -23,14 +23,37 @@ def _to_float(tree: dict[str, Any]) -> dict[str, float]:
 
 
 class MetricWriter:
-    """Appends one JSON object per line to ``workdir/metrics.jsonl`` (process 0 only)."""
+    """Appends one JSON object per line to ``workdir/metrics.jsonl`` (process 0 only).
+
+    ``resume_from(step)`` (a run resumed at ``step``) keeps the records up to ``step`` and drops the later ones of
+    the interrupted run, which the resumed run replays, so every record appears once; a record the resumed run
+    would repeat at ``step`` itself (the final evaluation of a finished run) is not written twice."""
 
     def __init__(self, workdir: str | os.PathLike):
         self.path = pathlib.Path(workdir) / "metrics.jsonl"
         self.enabled = jax.process_index() == 0
+        self._seen: set[tuple[int, frozenset]] = set()
+
+    def resume_from(self, step: int) -> None:
+        if not (self.enabled and self.path.exists()):
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:  # a line cut by a kill mid-write
+                continue
+            if int(rec.get("step", -1)) <= step:
+                kept.append(line)
+                self._seen.add((int(rec["step"]), frozenset(k for k in rec if k not in ("step", "time_s"))))
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(f"{line}\n" for line in kept))
+        os.replace(tmp, self.path)
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
-        if self.enabled:
+        key = (step, frozenset(k for k in metrics if k != "time_s"))
+        if self.enabled and key not in self._seen:
+            self._seen.add(key)
             with open(self.path, "a") as f:
                 f.write(json.dumps({"step": step, **metrics}) + "\n")
 
@@ -76,8 +99,10 @@ def fit(
     batch) and its key is ``jax.random.fold_in(jax.random.key(seed), s)``, so a resumed run replays exactly what the
     uninterrupted run would have done.
 
-    Writes ``metrics.jsonl`` (train metrics every ``log_every`` steps, eval metrics as ``eval/...``), checkpoints
-    every ``checkpoint_every`` steps (0: only the final one) and a final ``metrics.json``.
+    Writes ``metrics.jsonl`` (train metrics every ``log_every`` steps, eval metrics as ``eval/...``; ``time_s`` is
+    the training time since step 0, across resumes), checkpoints every ``checkpoint_every`` steps (0: only the final
+    one) and a final ``metrics.json`` (``train_time_s``: the whole run's, resumed segments included). A damaged
+    latest checkpoint is skipped for the newest intact one (:meth:`Checkpointer.restore_or_init`).
 
     Args:
       state: the initial state (replaced by the latest checkpoint of ``workdir`` if there is one).
@@ -102,9 +127,11 @@ def fit(
     state, resumed = ckpt.restore_or_init(state)
     start = int(jax.device_get(state.step))
     writer = MetricWriter(workdir)
+    if resumed:
+        writer.resume_from(start)
     base_key = jax.random.key(seed)
     history: list[dict[str, float]] = []
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - ckpt.restored_train_time_s  # time since step 0, across resumes
     if resumed and jax.process_index() == 0:
         print(f"resumed from {ckpt.directory} at step {start}", flush=True)
 
@@ -123,13 +150,13 @@ def fit(
         if eval_fn is not None and eval_every and done % eval_every == 0 and done != num_steps:
             log(done, {f"eval/{k}": v for k, v in eval_fn(state).items()})
         if checkpoint_every and done % checkpoint_every == 0:
-            ckpt.save(state)
+            ckpt.save(state, train_time_s=time.perf_counter() - t0)
 
     final: dict[str, float] = {}
     if eval_fn is not None:
         final = {f"eval/{k}": float(v) for k, v in eval_fn(state).items()}
         log(int(jax.device_get(state.step)), final)
-    ckpt.save(state)
+    ckpt.save(state, train_time_s=time.perf_counter() - t0)
     ckpt.close()
     if jax.process_index() == 0:
         out = {"step": int(jax.device_get(state.step)), **final, "train_time_s": time.perf_counter() - t0}

@@ -138,7 +138,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     for f in step_dir.rglob("*"):  # overwrite every file of the checkpoint with garbage
         if f.is_file():
             f.write_bytes(b"garbage")
-    with pytest.raises(train.CheckpointMismatchError, match="not a readable eigenkit checkpoint"):
+    with pytest.raises(train.CheckpointMismatchError, match="none of the 1 checkpoints .* is intact"):
         _run(config, tmp_path, jax.devices())
     assert step_dir.is_dir()
 
