@@ -141,6 +141,9 @@ def run(names: list[str], preset: str, workdir: pathlib.Path, results: pathlib.P
                   f"(from {old.get('machine', {}).get('date_utc', '?')}; --force reruns)", flush=True)
             continue
         print(f"{head}: {config.get('description', '')} — expected {config.get('expected_runtime', '?')}", flush=True)
+        for key in ("expected_device", "expected_memory"):  # what a paper-scale run needs, before it starts
+            if config.get(key):
+                print(f"   {key.removeprefix('expected_')}: {config[key]}", flush=True)
         t0 = time.perf_counter()
         result, error, state = None, "", "ok"
         try:

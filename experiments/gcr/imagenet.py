@@ -106,15 +106,16 @@ def make_loss_fns(label_smoothing: float):
         targets = optax.smooth_labels(jax.nn.one_hot(batch["y"], logits.shape[-1], dtype=jnp.float32),
                                       label_smoothing)
         loss = optax.softmax_cross_entropy(logits, targets).mean()
-        acc = jnp.mean((jnp.argmax(logits, -1) == batch["y"]).astype(jnp.float32))
+        acc = jnp.mean((jnp.argmax(logits, -1).astype(batch["y"].dtype) == batch["y"]).astype(jnp.float32))
         return loss, {"accuracy": acc}
 
     def metric_fn(model, batch):
         logits = model(batch["x"]).astype(jnp.float32)
         mask = batch["mask"].astype(jnp.float32)
-        top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]
-        hit5 = jnp.any(top5 == batch["y"][:, None], axis=-1).astype(jnp.float32)
-        hit1 = (jnp.argmax(logits, -1) == batch["y"]).astype(jnp.float32)
+        y = batch["y"]  # indices compared in the labels' dtype (argmax is int64 under x64)
+        top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1].astype(y.dtype)
+        hit5 = jnp.any(top5 == y[:, None], axis=-1).astype(jnp.float32)
+        hit1 = (jnp.argmax(logits, -1).astype(y.dtype) == y).astype(jnp.float32)
         return {"top1": jnp.sum(hit1 * mask), "top5": jnp.sum(hit5 * mask), "count": jnp.sum(mask)}
 
     return loss_fn, metric_fn
