@@ -27,6 +27,7 @@ from eigenkit.train._data import (
     epoch_batches,
     evaluate_dataset,
     padded_batches,
+    process_slice,
 )
 from eigenkit.train._loop import MetricWriter, fit, progress
 from eigenkit.train._mesh import (
@@ -57,6 +58,7 @@ __all__ = [
     "epoch_batches",
     "evaluate_dataset",
     "padded_batches",
+    "process_slice",
     "data_sharding",
     "fit",
     "fit_and_evaluate",

@@ -19,22 +19,38 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 DATA_AXIS = "data"
 
 
-def initialize_distributed() -> bool:
-    """Initialise multi-host JAX when running on several hosts; a no-op on one host.
+def initialize_distributed(*, heartbeat_timeout_s: int | None = None) -> bool:
+    """Initialise multi-process JAX when the environment asks for it; a no-op for a single process.
 
-    On TPU VMs ``jax.distributed.initialize()`` discovers the coordinator by itself; elsewhere set
-    ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` (or ``EIGENKIT_DISTRIBUTED=1`` to
-    force the call). Must run before anything touches the devices.
+    On TPU VMs (and under SLURM / Open MPI) ``jax.distributed.initialize()`` discovers the coordinator by itself;
+    elsewhere (several GPU processes on a host, CPU processes on loopback) set ``JAX_COORDINATOR_ADDRESS``
+    (``host:port`` of process 0), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` — or ``EIGENKIT_DISTRIBUTED=1`` to
+    force the auto-detecting call. CPU devices of different processes talk through gloo (the CPU collectives are
+    selected here; GPUs and TPUs use their own). ``heartbeat_timeout_s`` (default: ``EIGENKIT_HEARTBEAT_TIMEOUT_S``,
+    else JAX's 100 s) bounds how long the others wait before failing when a process dies. Must run before anything
+    touches the devices.
 
     Returns:
       Whether ``jax.distributed.initialize`` was called.
     """
-    wanted = os.environ.get("EIGENKIT_DISTRIBUTED") == "1" or "JAX_COORDINATOR_ADDRESS" in os.environ
-    if os.environ.get("TPU_WORKER_HOSTNAMES", "").count(",") >= 1:  # set on multi-host TPU VMs
+    env = os.environ
+    wanted = env.get("EIGENKIT_DISTRIBUTED") == "1" or "JAX_COORDINATOR_ADDRESS" in env
+    if env.get("TPU_WORKER_HOSTNAMES", "").count(",") >= 1:  # set on multi-host TPU VMs
         wanted = True
-    if wanted:
-        jax.distributed.initialize()
-    return wanted
+    if not wanted:
+        return False
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    kwargs = {}
+    if "JAX_COORDINATOR_ADDRESS" in env:
+        kwargs["coordinator_address"] = env["JAX_COORDINATOR_ADDRESS"]
+    for key, name in (("JAX_NUM_PROCESSES", "num_processes"), ("JAX_PROCESS_ID", "process_id")):
+        if key in env:
+            kwargs[name] = int(env[key])
+    timeout = heartbeat_timeout_s or int(env.get("EIGENKIT_HEARTBEAT_TIMEOUT_S", 0))
+    if timeout:
+        kwargs["heartbeat_timeout_seconds"] = timeout
+    jax.distributed.initialize(**kwargs)
+    return True
 
 
 def make_mesh(devices: list | None = None, *, axis: str = DATA_AXIS) -> Mesh:

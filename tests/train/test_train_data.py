@@ -34,3 +34,22 @@ def test_padded_batches_mask_and_exact_mean():
     loss, aux = train.classification_loss(logits, labels)
     assert float(aux["accuracy"]) == 0.5 and np.isfinite(float(loss))
     assert train.accumulate([m, m]) == {"accuracy": 2.0 / 3.0}
+
+
+def test_process_slices_partition_the_global_batch():
+    """Each of P processes gets a contiguous slice; together they are the single-process global batch."""
+    arrays = {"x": np.arange(50, dtype=np.float32)[:, None], "y": np.arange(50, dtype=np.int32)}
+    whole = train.epoch_batches(arrays, 12, seed=3)
+    parts = [train.epoch_batches(arrays, 12, seed=3, process_index=p, process_count=4) for p in range(4)]
+    for step in (0, 3, 7):  # 4 batches per epoch: steps in epochs 0 and 1
+        np.testing.assert_array_equal(np.concatenate([f(step)["y"] for f in parts]), whole(step)["y"])
+    with pytest.raises(ValueError, match="not divisible by the 5 processes"):
+        train.epoch_batches(arrays, 12, seed=3, process_index=0, process_count=5)
+    single = list(train.padded_batches(arrays, 16, 8))
+    split = [list(train.padded_batches(arrays, 16, 8, process_index=p, process_count=2)) for p in range(2)]
+    for i, (b, valid) in enumerate(single):
+        (b0, v0), (b1, v1) = split[0][i], split[1][i]
+        for k in b:
+            np.testing.assert_array_equal(np.concatenate([b0[k], b1[k]]), b[k])
+        assert v0 + v1 == valid
+    assert [v for _, v in single] == [16, 16, 16, 2]  # the last batch: 2 real rows padded to 8
