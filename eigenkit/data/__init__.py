@@ -3,7 +3,19 @@
 See ``../shared/DATA.md`` in the developer docs for the sources that work offline.
 """
 
+from eigenkit.data._cifar import CIFAR10_CLASSES, cifar10, cifar10_write_batch
 from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
+from eigenkit.data._hf_llama import (
+    HFLlamaCheckpoint,
+    SafetensorsReader,
+    decode_bf16,
+    encode_bf16,
+    hf_llama_config,
+    hf_llama_shapes,
+    hf_llama_tokenizer,
+    write_hf_llama,
+    write_safetensors,
+)
 from eigenkit.data._imagefolder import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -17,6 +29,15 @@ from eigenkit.data._imagefolder import (
     random_resized_crop,
 )
 from eigenkit.data._images import FASHION_MNIST_CLASSES, digits, fashion_mnist
+from eigenkit.data._listops import (
+    LISTOPS_VOCAB,
+    listops,
+    listops_encode,
+    listops_generate,
+    listops_tokenize,
+    listops_write_tsv,
+    read_listops_tsv,
+)
 from eigenkit.data._minilm import minilm_config, minilm_dir, minilm_tokenizer, minilm_weights, read_safetensors
 from eigenkit.data._molecules import (
     ATOM_TYPES,
@@ -34,9 +55,46 @@ from eigenkit.data._text import (
     text_passage_sets,
     text_passages,
 )
+from eigenkit.data._wikitext import (
+    c4_calibration,
+    c4_documents,
+    c4_path,
+    token_windows,
+    wikitext2_calibration,
+    wikitext2_root,
+    wikitext2_rows,
+    wikitext2_text,
+)
 from eigenkit.data._zinc import ZINC_ATOM_TYPES, ZINC_BOND_TYPES, read_torch_pickle, zinc
 
 __all__ = [
+    "HFLlamaCheckpoint",
+    "SafetensorsReader",
+    "decode_bf16",
+    "encode_bf16",
+    "hf_llama_config",
+    "hf_llama_shapes",
+    "hf_llama_tokenizer",
+    "write_hf_llama",
+    "write_safetensors",
+    "c4_calibration",
+    "c4_documents",
+    "c4_path",
+    "token_windows",
+    "wikitext2_calibration",
+    "wikitext2_root",
+    "wikitext2_rows",
+    "wikitext2_text",
+    "CIFAR10_CLASSES",
+    "cifar10",
+    "cifar10_write_batch",
+    "LISTOPS_VOCAB",
+    "listops",
+    "listops_encode",
+    "listops_generate",
+    "listops_tokenize",
+    "listops_write_tsv",
+    "read_listops_tsv",
     "ZINC_ATOM_TYPES",
     "ZINC_BOND_TYPES",
     "read_torch_pickle",

@@ -17,6 +17,22 @@ truncated — truncated SVD factors are nested) and with EoRA (one sequential pa
 
 Writes ``results.json``, ``results.md`` and ``cells.json`` (per-cell results, so an interrupted run resumes) to
 ``workdir``.
+
+**Hugging Face checkpoints, block-streamed** (``config.model == "hf"``, the paper preset): the model is a LLaMA
+checkpoint folder ``config.model_path`` (``config.json``, ``tokenizer.json``, safetensors shards;
+:class:`eigenkit.data.HFLlamaCheckpoint`) and the text is chosen by ``config.calibration``: ``"wikitext2"`` reads
+WikiText-2 raw from ``config.data_dir`` (:func:`eigenkit.data.wikitext2_text`) and follows the official code —
+the compressor's ``compress_passages`` windows drawn from the tokenised training text with ``random.seed(seed)``,
+EoRA's ``eora_passages`` with ``seed + 1`` (:func:`eigenkit.data.wikitext2_calibration`), perplexity on the
+non-overlapping ``seq_len`` windows of the tokenised test text (``eval_passages = 0``: all of them, as
+``llama_eval``; ``n > 0``: the first ``n``). With ``config.stream`` (default) every pass runs one decoder block at a
+time (:func:`eigenkit.methods.eora.stream_compress` / ``stream_compensate`` / ``stream_perplexity``): weights come
+from the checkpoint block by block, ``W_c`` and ``(B, A)`` go to per-block stores under ``workdir/stores`` (removed
+once a compression's cells are done unless ``config.keep_stores``), the hidden states of all passages stay on the
+host. Cells: ``ppl_uncompressed`` and ``ppl_{compression}_{none, svd<r>, eora<r>}``, plus each pass's mean per-layer
+calibration error (``calib_err_*``; the per-layer errors on held-out tokens of the in-memory path are not computed)
+and wall times. ``config.stream = False`` loads the checkpoint whole and runs the in-memory path above on the same
+token sets (small checkpoints only).
 """
 
 from __future__ import annotations
@@ -196,11 +212,75 @@ def run_compression(config, cells: Cells, model, sets: dict, errors: Errors | No
     return row
 
 
+def text_source(config) -> str:
+    """``config.calibration`` (default ``"austen"``; ``"wikitext2"`` for the official protocol)."""
+    src = str(config.get("calibration", "austen"))
+    if src not in ("austen", "wikitext2"):
+        raise ValueError(f"config.calibration must be 'austen' or 'wikitext2', got {src!r}")
+    return src
+
+
+def wikitext2_sets(config, tokenizer) -> dict:
+    """``{"compress", "eora", "heldout"}`` from WikiText-2 in ``config.data_dir``, as the official code: calibration
+    windows of the tokenised ``"\\n\\n"``-joined training text drawn with ``random.seed(seed)`` (compressor) and
+    ``seed + 1`` (EoRA), the non-overlapping test windows for perplexity (all when ``eval_passages == 0``)."""
+    from eigenkit.data import token_windows, wikitext2_calibration, wikitext2_text
+
+    if bool(config.get("shared_calibration", False)):
+        raise ValueError("shared_calibration is not supported with calibration='wikitext2' (the official code draws "
+                         "two sets, with seed and seed + 1)")
+    root = config.get("data_dir", "") or None
+    train = np.asarray(tokenizer.encode(wikitext2_text("train", root)).ids, np.int64)
+    test = np.asarray(tokenizer.encode(wikitext2_text("test", root)).ids, np.int64)
+    seed, n = int(config.seed), int(config.seq_len)
+    ev = token_windows(test, n)
+    if int(config.eval_passages) > 0:
+        if int(config.eval_passages) > len(ev):
+            raise ValueError(f"config.eval_passages = {config.eval_passages} but the test text has only {len(ev)} "
+                             f"windows of {n} tokens")
+        ev = ev[:int(config.eval_passages)]
+    return {"compress": wikitext2_calibration(train, int(config.compress_passages), n, seed=seed),
+            "eora": wikitext2_calibration(train, int(config.eora_passages), n, seed=seed + 1), "heldout": ev}
+
+
+def load_hf(config):
+    """-> ``(checkpoint, tokenizer)`` from ``config.model_path``."""
+    from eigenkit.data import HFLlamaCheckpoint, MissingDataError, hf_llama_tokenizer
+
+    path = config.get("model_path", "")
+    if not path:
+        raise MissingDataError("config.model == 'hf' needs the checkpoint folder: --config.model_path=/path/to/"
+                               "Meta-Llama-3-8B (a Hugging Face download with config.json, tokenizer.json and "
+                               "*.safetensors)")
+    return HFLlamaCheckpoint(path), hf_llama_tokenizer(path)
+
+
+def _load(config):
+    """-> ``(model, sets)`` for the in-memory path."""
+    if config.model == "hf":
+        from eigenkit.nn import llama_from_weights
+
+        ck, tok = load_hf(config)
+        if text_source(config) != "wikitext2":
+            raise ValueError("config.model == 'hf' needs config.calibration = 'wikitext2'")
+        return llama_from_weights(ck.config, ck.weights()), wikitext2_sets(config, tok)
+    model, streams = load_model(config)
+    if text_source(config) == "wikitext2":
+        if config.model != "smollm2":
+            raise ValueError(f"calibration='wikitext2' needs a tokenizer: model 'smollm2' or 'hf', not "
+                             f"{config.model!r}")
+        from eigenkit.data import smollm2_tokenizer
+
+        return model, wikitext2_sets(config, smollm2_tokenizer())
+    return model, token_sets(config, streams)
+
+
 def _run(config, workdir: pathlib.Path) -> Result:
+    if config.model == "hf" and bool(config.get("stream", True)):
+        return _run_streamed(config, workdir)
     t_start = time.perf_counter()
     cells = Cells(workdir, config)
-    model, streams = load_model(config)
-    sets = token_sets(config, streams)
+    model, sets = _load(config)
     bs = config.batch_size
     if not cells.has("ppl_uncompressed"):
         cells.put("ppl_uncompressed", eora.perplexity(model, sets["heldout"], batch_size=bs))
@@ -219,21 +299,7 @@ def _run(config, workdir: pathlib.Path) -> Result:
     for i, cname in enumerate(config.compressions):
         rows.append(run_compression(config, cells, model, sets, errors, cname, sorted(own.get(cname, ranks)), methods,
                                     log=lambda m, i=i: _log(f"[{i + 1}/{len(config.compressions)}] {m}")))
-    seed = int(config.seed)
-    ppl = {k: v for k, v in cells.values.items() if k.startswith("ppl_")}
-    metrics = [Metric(k, (v,), (seed,), baseline="_eora" not in k, higher_is_better=False, unit="ppl")
-               for k, v in ppl.items()]
-    order = [
-        all(row[f"eora{r}"] < row[f"svd{r}"] < row["none"] for r in ranks if f"eora{r}" in row)
-        if len(methods) == 2 else None for row in rows
-    ]
-    wins = [row[f"eora{r}"] < min(row["none"], row.get(f"svd{r}", np.inf)) for row in rows for r in ranks
-            if f"eora{r}" in row]
-    extras = {k: v for k, v in cells.values.items() if not k.startswith("ppl_")}
-    extras.update(eora_best_cells=int(sum(wins)), eora_cells=len(wins), ordered_compressions=int(sum(map(bool, order))),
-                  tokens_per_set={k: int(v.size) for k, v in sets.items()}, wall_time_s=time.perf_counter() - t_start)
-    tables = _write(workdir, config, cells.values, extras, rows, ranks, methods)
-    return Result(metrics, extras=extras, tables=tables, artifacts={"table": str(workdir / "results.md")})
+    return _finish(config, workdir, cells, rows, ranks, methods, sets, t_start)
 
 
 def error_rows(values: dict, cname: str, labels, prefix: str = "") -> list[list]:
@@ -262,6 +328,107 @@ def _write(workdir, config, cells, extras, rows, ranks, methods) -> dict:
                  f"{k[5:-2]} {v:.1f}" for k, v in cells.items() if k.startswith("time_"))]
     (workdir / "results.md").write_text("\n".join(lines) + "\n")
     return {"held-out perplexity": ppl_table, "mean per-layer relative output error": err_table}
+
+
+def _finish(config, workdir, cells, rows, ranks, methods, sets, t_start, more=None) -> Result:
+    seed = int(config.seed)
+    ppl = {k: v for k, v in cells.values.items() if k.startswith("ppl_")}
+    metrics = [Metric(k, (v,), (seed,), baseline="_eora" not in k, higher_is_better=False, unit="ppl")
+               for k, v in ppl.items()]
+    order = [
+        all(row[f"eora{r}"] < row[f"svd{r}"] < row["none"] for r in ranks if f"eora{r}" in row)
+        if len(methods) == 2 else None for row in rows
+    ]
+    wins = [row[f"eora{r}"] < min(row["none"], row.get(f"svd{r}", np.inf)) for row in rows for r in ranks
+            if f"eora{r}" in row]
+    extras = {k: v for k, v in cells.values.items() if not k.startswith("ppl_")}
+    extras.update(eora_best_cells=int(sum(wins)), eora_cells=len(wins), ordered_compressions=int(sum(map(bool, order))),
+                  tokens_per_set={k: int(v.size) for k, v in sets.items()}, wall_time_s=time.perf_counter() - t_start)
+    extras.update(more or {})
+    tables = _write(workdir, config, cells.values, extras, rows, ranks, methods)
+    return Result(metrics, extras=extras, tables=tables, artifacts={"table": str(workdir / "results.md")})
+
+
+def _mean_err(report, key) -> float:
+    return float(np.mean([r[key] for r in report])) if report else float("nan")
+
+
+def _run_streamed(config, workdir: pathlib.Path) -> Result:
+    """The table for a Hugging Face checkpoint, one decoder block at a time (see the module docstring)."""
+    import shutil
+
+    t_start = time.perf_counter()
+    cells = Cells(workdir, config)
+    ck, tok = load_hf(config)
+    if text_source(config) != "wikitext2":
+        raise ValueError("config.model == 'hf' needs config.calibration = 'wikitext2'")
+    sets = wikitext2_sets(config, tok)
+    bs = int(config.batch_size)
+    placement = config_enum(eora.StatePlacement, config.get("state_placement", "host"), key="state_placement")
+    memory = eora.DeviceMemory()
+    kw = dict(batch_size=bs, placement=placement, memory=memory, progress=lambda m: _log(f"  {m}"))
+    _log(f"{ck.path}: {ck.config.num_layers} blocks of {ck.block_nbytes() / 1e9:.2f} GB (float32); tokens per set: "
+         + ", ".join(f"{k} {v.size}" for k, v in sets.items()))
+    if not cells.has("ppl_uncompressed"):
+        t = time.perf_counter()
+        cells.put("ppl_uncompressed", eora.stream_perplexity(ck, sets["heldout"], **kw))
+        cells.put("time_eval_uncompressed_s", time.perf_counter() - t)
+    _log(f"uncompressed perplexity {cells.values['ppl_uncompressed']:.3f}")
+    ranks = sorted(int(r) for r in config.ranks)
+    methods = [m for m in ("svd", "eora") if m in config.methods]
+    own = dict(config.get("ranks_per_compression") or {})
+    if set(own) - set(config.compressions):
+        raise ValueError(f"config.ranks_per_compression names {sorted(set(own) - set(config.compressions))}, which "
+                         f"are not in config.compressions {tuple(config.compressions)}")
+    root = workdir / "stores"
+    rows = []
+    for ci, cname in enumerate(config.compressions):
+        def log(m, ci=ci):
+            _log(f"[{ci + 1}/{len(config.compressions)}] {m}")
+
+        cranks = sorted(int(r) for r in own.get(cname, ranks))
+        labels = ["none"] + [f"{m}{r}" for m in methods for r in cranks]
+        key = f"{cells.key}:{cname}"
+        comp = eora.BlockStore(root / cname / "compressed")
+
+        def compressed(cname=cname, comp=comp, key=key):
+            if not comp.complete(key):
+                t = time.perf_counter()
+                rep = eora.stream_compress(ck, sets["compress"], COMPRESSIONS[cname], comp, key=key, **kw)
+                cells.put(f"time_compress_{cname}_s", time.perf_counter() - t)
+                cells.put(f"calib_err_{cname}_none", _mean_err(rep, "rel_err"))
+            return comp
+
+        for lab in labels:
+            if cells.has(f"ppl_{cname}_{lab}"):
+                log(f"{cname} {lab}: perplexity {cells.values[f'ppl_{cname}_{lab}']:.3f} (done)")
+                continue
+            c = compressed()
+            factors = None
+            if lab != "none":
+                method = lab.rstrip("0123456789")
+                r = int(lab[len(method):])
+                spec = (eora.CompensationSpec(eora.Compensation.SVD, r) if method == "svd" else eora_spec(config, r))
+                factors = eora.BlockStore(root / cname / lab)
+                if not factors.complete(f"{key}:{lab}"):
+                    t = time.perf_counter()
+                    rep = eora.stream_compensate(ck, c, sets["eora"] if method == "eora" else None, spec, factors,
+                                                 key=f"{key}:{lab}", **kw)
+                    cells.put(f"time_{lab}_{cname}_s", time.perf_counter() - t)
+                    if rep:
+                        cells.put(f"calib_err_{cname}_{lab}", _mean_err(rep, "rel_err_compensated"))
+            t = time.perf_counter()
+            cells.put(f"ppl_{cname}_{lab}", eora.stream_perplexity(ck, sets["heldout"], compressed=c, factors=factors,
+                                                                   **kw))
+            cells.put(f"time_eval_{cname}_{lab}_s", time.perf_counter() - t)
+            log(f"{cname} {lab}: perplexity {cells.values[f'ppl_{cname}_{lab}']:.3f}")
+        if not bool(config.get("keep_stores", False)) and (root / cname).exists():
+            shutil.rmtree(root / cname)
+        rows.append({"compression": cname, **{lab: cells.values[f"ppl_{cname}_{lab}"] for lab in labels}})
+    _log(f"device memory (this run): {memory.summary()}")
+    # sampled live bytes between jitted calls; the allocator's peak where the backend reports one (GPU/TPU)
+    return _finish(config, workdir, cells, rows, ranks, methods, sets, t_start,
+                   more={"device_memory_this_run": memory.summary()})
 
 
 def train_and_evaluate(config, workdir: str) -> Result:

@@ -2,7 +2,9 @@
 
 Pure pieces: streaming input covariance, EoRA factors (eigen and Cholesky paths), the plain-SVD baseline, and the
 compressors (RTN, GPTQ, SparseGPT / Wanda / magnitude n:m, combinations). :func:`compress_and_compensate` is the
-layer-sequential driver over :class:`eigenkit.nn.LlamaModel`.
+layer-sequential driver over :class:`eigenkit.nn.LlamaModel`; :func:`stream_compress`,
+:func:`stream_compensate` and :func:`stream_perplexity` run the same passes one decoder block at a time
+(checkpoints too large to hold, e.g. LLaMA-3-8B from :class:`eigenkit.data.HFLlamaCheckpoint`).
 """
 
 from eigenkit.methods.eora._compress import (
@@ -31,9 +33,11 @@ from eigenkit.methods.eora._driver import (
     Compensation,
     CompensationSpec,
     apply_factors,
+    compensate_block,
     compensate_model,
     compensated_weights,
     compress_and_compensate,
+    compress_block,
     compress_model,
     input_covariances,
     layer_errors,
@@ -53,8 +57,28 @@ from eigenkit.methods.eora._factors import (
     eora_factors_from_sqrt,
     svd_factors,
 )
+from eigenkit.methods.eora._stream import (
+    BlockStore,
+    DeviceMemory,
+    ModelSource,
+    StatePlacement,
+    block_weights,
+    stream_compensate,
+    stream_compress,
+    stream_perplexity,
+)
 
 __all__ = [
+    "BlockStore",
+    "DeviceMemory",
+    "ModelSource",
+    "StatePlacement",
+    "block_weights",
+    "stream_compensate",
+    "stream_compress",
+    "stream_perplexity",
+    "compensate_block",
+    "compress_block",
     "Compensation",
     "CompensationSpec",
     "compensate_model",

@@ -161,17 +161,30 @@ def compress_model(model: LlamaModel, calib_tokens, compression: CompressionSpec
     hs, n_tok = _calib_states(model, calib_tokens, batch_size)
     compressed, report = {}, []
     for i in range(cfg.num_layers):
-        bw = _block(weights, i)
-        covs = _covariances(cfg, bw, hs, n_tok)
-        new_bw = dict(bw)
-        for name in LINEAR_NAMES:
-            w, cov = bw[name], covs[LINEAR_INPUTS[name]]
-            w_c = _compress(w, cov, compression)
-            e, _ = _errors(w, w_c, w_c, cov)
-            report.append({"layer": i, "name": name, "rel_err": float(e)})
-            compressed[f"blocks.{i}.{name}"] = new_bw[name] = w_c
+        new_bw, rep = compress_block(cfg, _block(weights, i), hs, n_tok, compression, layer=i)
+        report += rep
+        compressed.update({f"blocks.{i}.{name}": new_bw[name] for name in LINEAR_NAMES})
         hs = [_block_out(cfg, new_bw, h) for h in hs]
     return compressed, report
+
+
+def compress_block(cfg: LlamaConfig, bw: dict, hs, n_tok: float, compression: CompressionSpec, *, layer: int = 0):
+    """One block of :func:`compress_model`: covariances of every linear's input on the hidden states ``hs`` (a list of
+    ``(b, l, d)`` chunks, host or device), each linear compressed with :func:`compress_weight`.
+
+    Returns:
+      ``(new_bw, report)``: the block's weights with every linear replaced by ``W_c``, and per-linear
+      ``{layer, name, rel_err}``.
+    """
+    covs = _covariances(cfg, bw, hs, n_tok)
+    new_bw, report = dict(bw), []
+    for name in LINEAR_NAMES:
+        w, cov = bw[name], covs[LINEAR_INPUTS[name]]
+        w_c = _compress(w, cov, compression)
+        e, _ = _errors(w, w_c, w_c, cov)
+        report.append({"layer": layer, "name": name, "rel_err": float(e)})
+        new_bw[name] = w_c
+    return new_bw, report
 
 
 def compensate_model(
@@ -214,33 +227,49 @@ def compensate_model(
         raise ValueError(f"{method} needs calib_tokens")
     hs, n_tok = _calib_states(model, calib_tokens, batch_size)
     for i in range(cfg.num_layers):
-        bw = _block(weights, i)
-        covs = _covariances(cfg, bw, hs, n_tok)
-        roots = {}
-        new_bw = dict(bw)
-        for name in LINEAR_NAMES:
-            key = f"blocks.{i}.{name}"
-            if key not in compressed:
-                continue
-            src = LINEAR_INPUTS[name]
-            w, w_c, cov = bw[name], compressed[key], covs[src]
-            r = min(rank, *w.shape)
-            if method is Compensation.EORA:
-                if src not in roots:
-                    roots[src] = _root(cov, compensation.form, compensation.clamp)
-                b, a = _eora(w, w_c, roots[src], r)
-            else:
-                b, a = _eora_chol(w, w_c, cov, r, compensation.damp)
-            factors[key] = (b, a)
-            w_new = w_c + b @ a
-            e0, e1 = _errors(w, w_c, w_new, cov)
-            report.append({"layer": i, "name": name, "rel_err_compressed": float(e0),
-                           "rel_err_compensated": float(e1)})
-            new_bw[name] = w_new
+        comp = {name: compressed[f"blocks.{i}.{name}"] for name in LINEAR_NAMES if f"blocks.{i}.{name}" in compressed}
+        new_bw, f, rep = compensate_block(cfg, _block(weights, i), comp, hs, n_tok, compensation, layer=i)
+        report += rep
+        factors.update({f"blocks.{i}.{name}": ba for name, ba in f.items()})
         for k, v in new_bw.items():
             weights[f"blocks.{i}.{k}"] = v
         hs = [_block_out(cfg, new_bw, h) for h in hs]
     return llama_from_weights(cfg, weights), factors, report
+
+
+def compensate_block(cfg: LlamaConfig, bw: dict, compressed: dict, hs, n_tok: float, compensation: CompensationSpec,
+                     *, layer: int = 0):
+    """One block of :func:`compensate_model` (``EORA`` / ``EORA_CHOLESKY``): covariances of the *original* block's
+    linear inputs on ``hs`` (all linears hooked at once, as NVlabs ``llama_sequential_eigen``), then ``(B, A)`` for
+    every linear named in ``compressed`` (``{name: W_c}``; q/k/v and gate/up share one covariance root).
+
+    Returns:
+      ``(new_bw, factors, report)``: weights with ``W_c + B A`` merged (uncompressed linears unchanged),
+      ``{name: (B, A)}``, per-linear ``{layer, name, rel_err_compressed, rel_err_compensated}``.
+    """
+    method, rank = compensation.method, compensation.rank
+    covs = _covariances(cfg, bw, hs, n_tok)
+    roots, factors, report = {}, {}, []
+    new_bw = dict(bw)
+    for name in LINEAR_NAMES:
+        if name not in compressed:
+            continue
+        src = LINEAR_INPUTS[name]
+        w, w_c, cov = bw[name], compressed[name], covs[src]
+        r = min(rank, *w.shape)
+        if method is Compensation.EORA:
+            if src not in roots:
+                roots[src] = _root(cov, compensation.form, compensation.clamp)
+            b, a = _eora(w, w_c, roots[src], r)
+        else:
+            b, a = _eora_chol(w, w_c, cov, r, compensation.damp)
+        factors[name] = (b, a)
+        w_new = w_c + b @ a
+        e0, e1 = _errors(w, w_c, w_new, cov)
+        report.append({"layer": layer, "name": name, "rel_err_compressed": float(e0),
+                       "rel_err_compensated": float(e1)})
+        new_bw[name] = w_new
+    return new_bw, factors, report
 
 
 def input_covariances(model: LlamaModel, tokens, *, batch_size: int = 8) -> dict:
@@ -353,6 +382,8 @@ def perplexity(model: LlamaModel, tokens, *, batch_size: int = 8) -> float:
 __all__ = [
     "Compensation",
     "CompensationSpec",
+    "compensate_block",
+    "compress_block",
     "compensate_model",
     "compress_and_compensate",
     "compress_model",

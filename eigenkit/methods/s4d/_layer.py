@@ -11,12 +11,18 @@ from jaxtyping import Array, Float
 
 from eigenkit import ssm
 from eigenkit._validate import check_array, check_rank_arg
-from eigenkit.nn import Pooling
+from eigenkit.nn import Pooling, mean_pool
 
 
 class SSMParam(nnx.Param):
     """The SSM parameters (``log_dt``, ``log_A_real``, ``A_imag``, ``B``): the official recipe trains them with their
     own learning rate and no weight decay (see :func:`s4d_optimizer`)."""
+
+
+class SSMStepParam(SSMParam):
+    """The step size parameter ``log_dt``: an :class:`SSMParam` (own learning rate, no weight decay), which the
+    official *dict*-lr configs with ``dt: null`` (ListOps) put on the global learning rate, still without weight decay
+    (see ``dt_with_ssm_lr`` of :func:`s4d_optimizer`)."""
 
 
 class SSMOutputParam(nnx.Param):
@@ -159,7 +165,7 @@ class S4DConv(nnx.Module):
         self.discretization, self.bidirectional, self.kernel_method = discretization, bidirectional, kernel_method
         self.dt_transform, self.real_transform = dt_transform, real_transform
         log_dt = ssm.init_log_dt((h,), key=rngs.params(), dt_min=dt_min, dt_max=dt_max, dtype=param_dtype)
-        self.log_dt = SSMParam(log_dt if dt_transform is Transform.EXP else dt_transform.inverse(jnp.exp(log_dt)))
+        self.log_dt = SSMStepParam(log_dt if dt_transform is Transform.EXP else dt_transform.inverse(jnp.exp(log_dt)))
         self.log_A_real = SSMParam(jnp.broadcast_to(real_transform.inverse(-A.real), (s, n2)).astype(param_dtype))
         self.A_imag = SSMParam(jnp.broadcast_to(A.imag, (s, n2)).astype(param_dtype))
         self.B = SSMParam(jnp.broadcast_to(_pairs(B), (s, n2, 2)).astype(param_dtype))
@@ -318,6 +324,16 @@ class S4DModel(nnx.Module):
     Block: ``z = norm(x)`` if prenorm; ``z = dropout(S4D(z))``; ``x = x + z``; ``x = norm(x)`` if not prenorm.
     Input ``(batch, L, d_input)`` -> logits ``(batch, d_output)``.
 
+    Encoder: ``Linear(d_input, H)`` on real features (official ``encoder: linear``: sequential images), or with
+    ``tokens=True`` an embedding table ``Embed(d_input, H)`` (``d_input`` = vocabulary size; official ``encoder:
+    embedding``, ``nn.Embedding``, N(0, 1) init) on int token ids ``(batch, L)`` (ListOps, text).
+
+    Pooling (official ``SequenceDecoder``): ``MEAN`` over the sequence (``mode: pool``) or ``LAST`` position
+    (``mode: last``). With ``lengths`` (int ``(batch,)``, official ``use_lengths: true`` of the LRA text pipelines)
+    the pool is restricted to each sequence's first ``lengths[b]`` positions: the masked mean, or position
+    ``lengths[b] - 1``. As in the official code only the readout sees the lengths: the backbone runs on the padded
+    sequence (padding tokens are embedded; a bidirectional kernel and BatchNorm see them).
+
     ``param_dtype`` (float32 or float64) is the dtype of every parameter and of the BatchNorm statistics; the
     computation follows the input's dtype, which under strict dtype promotion must equal ``param_dtype``.
     ``**ssm_kwargs`` are :class:`S4DConv` options.
@@ -342,13 +358,18 @@ class S4DModel(nnx.Module):
         norm: Norm = Norm.LAYER,
         pooling: Pooling = Pooling.MEAN,
         glu: bool = True,
+        tokens: bool = False,
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
         **ssm_kwargs,
     ):
         param_dtype = _check_param_dtype(param_dtype)
-        self.prenorm, self.pooling, self.d_input = prenorm, pooling, d_input
-        self.encoder = nnx.Linear(d_input, d_model, param_dtype=param_dtype, rngs=rngs)
+        self.prenorm, self.pooling, self.d_input, self.tokens = prenorm, pooling, d_input, bool(tokens)
+        if self.tokens:
+            self.encoder = nnx.Embed(d_input, d_model, param_dtype=param_dtype,
+                                     embedding_init=nnx.initializers.normal(1.0), rngs=rngs)
+        else:
+            self.encoder = nnx.Linear(d_input, d_model, param_dtype=param_dtype, rngs=rngs)
         self.layers = nnx.List(
             [S4D(d_model, d_state, dropout=dropout, glu=glu, param_dtype=param_dtype, rngs=rngs, **ssm_kwargs)
              for _ in range(n_layers)]
@@ -369,10 +390,15 @@ class S4DModel(nnx.Module):
         with jax.numpy_dtype_promotion("standard"):
             return self.norms[i](x)
 
+    def _check_input(self, x: jax.Array) -> jax.Array:
+        if self.tokens:
+            return check_array(x, "x", ndim=2, kind="integer")
+        return check_array(x, "x", ndim=3, shape=(None, None, self.d_input), kind="floating")
+
     def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-        """Backbone output ``(batch, L, H)`` in convolution mode (``rngs``: optional dropout stream)."""
-        x = check_array(x, "x", ndim=3, shape=(None, None, self.d_input), kind="floating")
-        x = self.encoder(x)
+        """Backbone output ``(batch, L, H)`` in convolution mode (``rngs``: optional dropout stream); ``x`` is
+        ``(batch, L, d_input)`` floats, or ``(batch, L)`` int token ids with ``tokens=True``."""
+        x = self.encoder(self._check_input(x))
         for i, (layer, drop) in enumerate(zip(self.layers, self.dropouts)):
             z = self._norm(i, x) if self.prenorm else x
             x = x + drop(layer(z, rngs=rngs), rngs=rngs)
@@ -380,11 +406,23 @@ class S4DModel(nnx.Module):
                 x = self._norm(i, x)
         return x
 
-    def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, *, lengths: jax.Array | None = None, rngs: nnx.Rngs | None = None
+                 ) -> jax.Array:
+        """Logits ``(batch, d_output)``; ``lengths``: optional int ``(batch,)`` valid lengths for the readout (see the
+        class docstring; ``0`` pools nothing and gives the decoder bias)."""
         h = self.features(x, rngs=rngs)
         if self.pooling is Pooling.SUM:
             raise ValueError("S4DModel pools with Pooling.MEAN or Pooling.LAST")
-        h = jnp.mean(h, axis=1) if self.pooling is Pooling.MEAN else h[:, -1]
+        if lengths is None:
+            h = jnp.mean(h, axis=1) if self.pooling is Pooling.MEAN else h[:, -1]
+        else:
+            lengths = check_array(lengths, "lengths", ndim=1, shape=(h.shape[0],), kind="integer")
+            if self.pooling is Pooling.MEAN:
+                valid = jnp.arange(h.shape[1], dtype=lengths.dtype)[None, :] < lengths[:, None]
+                h = mean_pool(h, valid, normalize=False)
+            else:
+                last = jnp.clip(lengths - 1, 0, h.shape[1] - 1)
+                h = jnp.where((lengths > 0)[:, None], h[jnp.arange(h.shape[0]), last], jnp.zeros_like(h[:, 0]))
         return self.decoder(h)
 
     # -- recurrent mode (eval) ------------------------------------------------------------------------------------
@@ -392,7 +430,8 @@ class S4DModel(nnx.Module):
         return [layer.init_state(batch_size) for layer in self.layers]
 
     def step(self, states: list, x_k: jax.Array) -> tuple[jax.Array, list]:
-        """One step ``x_k (batch, d_input)`` -> ``(features_k (batch, H), states)``; equals ``features(x)[:, k]``."""
+        """One step ``x_k (batch, d_input)`` (``(batch,)`` ids with ``tokens=True``) -> ``(features_k (batch, H),
+        states)``; equals ``features(x)[:, k]``."""
         x = self.encoder(x_k)[:, None, :]
         new = []
         for i, (layer, drop) in enumerate(zip(self.layers, self.dropouts)):
@@ -406,7 +445,7 @@ class S4DModel(nnx.Module):
 
     def generate_features(self, x: jax.Array) -> jax.Array:
         """Backbone output ``(batch, L, H)`` computed by :meth:`step` under ``lax.scan`` (recurrent mode)."""
-        x = check_array(x, "x", ndim=3, shape=(None, None, self.d_input), kind="floating")
+        x = self._check_input(x)
         graphdef, state = nnx.split(self)
 
         def body(carry, x_k):
