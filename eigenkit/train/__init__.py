@@ -29,6 +29,7 @@ from eigenkit.train._data import (
     padded_batches,
     process_slice,
 )
+from eigenkit.train._grain import ArraySource, grain_batches, is_stateful
 from eigenkit.train._loop import MetricWriter, fit, progress
 from eigenkit.train._mesh import (
     DATA_AXIS,
@@ -43,31 +44,34 @@ from eigenkit.train._state import TrainState, label_params, param_path
 from eigenkit.train._step import accumulate, make_eval_step, make_train_step
 
 __all__ = [
-    "DATA_AXIS",
-    "RESUMABLE_KEYS",
+    "ArraySource",
     "CheckpointFallbackWarning",
     "CheckpointMismatchError",
-    "CorruptCheckpointError",
     "Checkpointer",
+    "CorruptCheckpointError",
+    "DATA_AXIS",
     "MetricWriter",
+    "RESUMABLE_KEYS",
     "TrainState",
     "accumulate",
     "classification_loss",
     "classification_metrics",
     "classifier_fns",
+    "data_sharding",
     "epoch_batches",
     "evaluate_dataset",
-    "padded_batches",
-    "process_slice",
-    "data_sharding",
     "fit",
     "fit_and_evaluate",
+    "grain_batches",
     "initialize_distributed",
+    "is_stateful",
     "label_params",
     "make_eval_step",
     "make_mesh",
     "make_train_step",
+    "padded_batches",
     "param_path",
+    "process_slice",
     "progress",
     "replicated_sharding",
     "shard_batch",

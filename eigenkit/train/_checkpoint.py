@@ -65,6 +65,25 @@ def _files(step_dir: pathlib.Path) -> dict[str, pathlib.Path]:
     return {p.relative_to(step_dir).as_posix(): p for p in sorted(step_dir.rglob("*")) if p.is_file()}
 
 
+class _Position:
+    """What Grain's checkpoint handler needs of an iterator (``get_state`` -> bytes, ``set_state``,
+    ``start_prefetch``), for a Grain iterator or any wrapper of one that forwards ``get_state`` / ``set_state``."""
+
+    def __init__(self, iterator: Any):
+        self.iterator = iterator
+
+    def get_state(self) -> bytes:
+        state = self.iterator.get_state()
+        return state if isinstance(state, bytes) else json.dumps(state).encode()
+
+    def set_state(self, state: bytes) -> None:
+        self.iterator.set_state(state)
+
+    def start_prefetch(self) -> None:
+        if hasattr(self.iterator, "start_prefetch"):
+            self.iterator.start_prefetch()
+
+
 def _sync(tag: str) -> None:
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
@@ -123,18 +142,21 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
-    def save(self, state: TrainState, *, force: bool = True, train_time_s: float | None = None) -> None:
+    def save(self, state: TrainState, *, force: bool = True, train_time_s: float | None = None,
+             data_iterator: Any = None) -> None:
         """Save ``state`` at its step (a no-op if that step exists), then its manifest; ``train_time_s`` (the
-        training time up to this step) is recorded in the manifest so a resumed run reports the whole time."""
+        training time up to this step) is recorded in the manifest so a resumed run reports the whole time.
+        ``data_iterator`` (a Grain iterator, :func:`eigenkit.train.grain_batches`): its position is saved too, one
+        state file per process."""
         step = int(jax.device_get(state.step))
         if step in self._manager.all_steps():
             return
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state.checkpoint_items()),
-                                    config=ocp.args.JsonSave(self.config)),
-            force=force,
-        )
+        items = dict(state=ocp.args.StandardSave(state.checkpoint_items()), config=ocp.args.JsonSave(self.config))
+        if data_iterator is not None:
+            import grain.python as gp
+
+            items["data"] = gp.PyGrainCheckpointSave(_Position(data_iterator))
+        self._manager.save(step, args=ocp.args.Composite(**items), force=force)
         self._manager.wait_until_finished()
         if jax.process_index() == 0:
             self._write_manifest(step, train_time_s)
@@ -181,8 +203,9 @@ class Checkpointer:
                 return f"{name} differs from what was written"
         return None
 
-    def restore(self, template: TrainState, step: int | None = None) -> TrainState:
-        """Restore ``step`` (default latest) into the shapes, dtypes and shardings of ``template``."""
+    def restore(self, template: TrainState, step: int | None = None, *, data_iterator: Any = None) -> TrainState:
+        """Restore ``step`` (default latest) into the shapes, dtypes and shardings of ``template``; with
+        ``data_iterator``, also its saved position (in place)."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointMismatchError(f"no checkpoint to restore in {self.directory}")
@@ -218,9 +241,35 @@ class Checkpointer:
                 f"the checkpoint {self.directory}/{step} does not match this model's parameters "
                 f"({type(e).__name__}: {str(e)[:500]}). Nothing was changed; use a new --workdir."
             ) from e
+        if data_iterator is not None:
+            self._restore_iterator(step, data_iterator)
         manifest = self._manifest(step) or {}
         self.restored_train_time_s = float(manifest.get("train_time_s") or 0.0)
         return template.replace_items(restored)
+
+    def _restore_iterator(self, step: int, data_iterator: Any) -> None:
+        import grain.python as gp
+
+        item = self.directory / str(step) / "data"
+        if not item.is_dir():
+            raise CheckpointMismatchError(
+                f"{self.directory}/{step} holds no input-pipeline position, but this run reads a stateful (Grain) "
+                "iterator; it was written by a run with a step-indexed sampler. Nothing was changed; use a new "
+                "--workdir.")
+        mine = item / f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+        if not mine.exists():
+            saved = sorted(p.name for p in item.glob("process_*.json"))
+            raise CheckpointMismatchError(
+                f"{self.directory}/{step} saved the input-pipeline positions of another process count ({saved}); "
+                f"this run has {jax.process_count()} process(es). Resume with as many processes as saved. Nothing "
+                "was changed.")
+        try:
+            self._manager.restore(step, args=ocp.args.Composite(
+                data=gp.PyGrainCheckpointRestore(_Position(data_iterator))))
+        except Exception as e:  # noqa: BLE001 - a readable file that Grain rejects: another pipeline
+            raise CheckpointMismatchError(
+                f"the input-pipeline position saved in {self.directory}/{step} does not fit this run's pipeline "
+                f"({type(e).__name__}: {str(e)[:300]}). Nothing was changed; use a new --workdir.") from e
 
     def _tree_matches(self, step: int, abstract) -> bool | None:
         """Whether the saved state tree of ``step`` has the paths, shapes and dtypes of ``abstract`` (``None``:
@@ -251,7 +300,7 @@ class Checkpointer:
         self._manager.reload()
         return dest
 
-    def restore_or_init(self, template: TrainState) -> tuple[TrainState, bool]:
+    def restore_or_init(self, template: TrainState, *, data_iterator: Any = None) -> tuple[TrainState, bool]:
         """Resume from the newest intact checkpoint if there is one, else return ``template``.
 
         Damaged checkpoints newer than the intact one are moved aside (:meth:`set_aside`) with a
@@ -264,7 +313,7 @@ class Checkpointer:
         damaged: list[tuple[int, str]] = []
         for step in reversed(steps):
             try:
-                state = self.restore(template, step)
+                state = self.restore(template, step, data_iterator=data_iterator)
             except CorruptCheckpointError as e:
                 damaged.append((step, str(e)))
                 continue

@@ -14,6 +14,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from eigenkit.train._checkpoint import Checkpointer
+from eigenkit.train._grain import is_stateful
 from eigenkit.train._mesh import make_mesh, shard_batch
 from eigenkit.train._state import TrainState
 
@@ -79,7 +80,7 @@ def fit(
     state: TrainState,
     train_step: Callable,
     *,
-    batches: Callable[[int], Any],
+    batches: Callable[[int], Any] | Any,
     num_steps: int,
     workdir: str | os.PathLike,
     config: Any = None,
@@ -95,8 +96,10 @@ def fit(
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Train ``state`` for ``num_steps`` optimiser steps, resuming from ``workdir`` if it holds a checkpoint.
 
-    Determinism: the batch of step ``s`` is ``batches(s)`` (a pure function of the step index, host numpy, global
-    batch) and its key is ``jax.random.fold_in(jax.random.key(seed), s)``, so a resumed run replays exactly what the
+    Determinism: the batch of step ``s`` is ``batches(s)`` (a pure function of the step index: host numpy, this
+    process's slice of the global batch) or, for a stateful iterator (a Grain one from :func:`grain_batches`),
+    ``next(batches)`` with the iterator's position saved in every checkpoint and restored on resume; the key of
+    step ``s`` is ``jax.random.fold_in(jax.random.key(seed), s)``. Either way a resumed run replays exactly what the
     uninterrupted run would have done.
 
     Writes ``metrics.jsonl`` (train metrics every ``log_every`` steps, eval metrics as ``eval/...``; ``time_s`` is
@@ -107,7 +110,7 @@ def fit(
     Args:
       state: the initial state (replaced by the latest checkpoint of ``workdir`` if there is one).
       train_step: from :func:`make_train_step`.
-      batches: ``batches(step)`` -> the host global batch of that step.
+      batches: ``batches(step)`` -> this process's host batch of that step, or a stateful iterator of them.
       num_steps: total number of optimiser steps (including those of a resumed run).
       workdir: run directory.
       config: the run's config, saved with and compared against the checkpoints.
@@ -123,8 +126,10 @@ def fit(
         raise ValueError(f"num_steps must be >= 0, got {num_steps}")
     mesh = make_mesh() if mesh is None else mesh
     workdir = pathlib.Path(workdir)
+    stateful = is_stateful(batches)
+    data_iterator = batches if stateful else None
     ckpt = Checkpointer(workdir, config=config, max_to_keep=max_to_keep)
-    state, resumed = ckpt.restore_or_init(state)
+    state, resumed = ckpt.restore_or_init(state, data_iterator=data_iterator)
     start = int(jax.device_get(state.step))
     writer = MetricWriter(workdir)
     if resumed:
@@ -142,7 +147,7 @@ def fit(
 
     for step in progress(range(start, num_steps), total=num_steps, initial=start, desc=desc or str(workdir.name),
                          enabled=show_progress):
-        batch = shard_batch(batches(step), mesh)
+        batch = shard_batch(next(batches) if stateful else batches(step), mesh)
         state, metrics = train_step(state, batch, jax.random.fold_in(base_key, step))
         done = step + 1
         if log_every and (done % log_every == 0 or done == num_steps):
@@ -150,13 +155,13 @@ def fit(
         if eval_fn is not None and eval_every and done % eval_every == 0 and done != num_steps:
             log(done, {f"eval/{k}": v for k, v in eval_fn(state).items()})
         if checkpoint_every and done % checkpoint_every == 0:
-            ckpt.save(state, train_time_s=time.perf_counter() - t0)
+            ckpt.save(state, train_time_s=time.perf_counter() - t0, data_iterator=data_iterator)
 
     final: dict[str, float] = {}
     if eval_fn is not None:
         final = {f"eval/{k}": float(v) for k, v in eval_fn(state).items()}
         log(int(jax.device_get(state.step)), final)
-    ckpt.save(state, train_time_s=time.perf_counter() - t0)
+    ckpt.save(state, train_time_s=time.perf_counter() - t0, data_iterator=data_iterator)
     ckpt.close()
     if jax.process_index() == 0:
         out = {"step": int(jax.device_get(state.step)), **final, "train_time_s": time.perf_counter() - t0}

@@ -126,3 +126,30 @@ def test_normalize_images():
     np.testing.assert_allclose(out[0, 0, 0], (255 - np.asarray(data.IMAGENET_MEAN)) / np.asarray(data.IMAGENET_STD),
                                rtol=1e-6)
     assert out.dtype == np.float32
+
+
+def test_grain_image_pipeline_is_seeded_and_resumes(tmp_path):
+    pytest.importorskip("grain", reason="install grain (pip install grain) for the Grain input pipeline")
+    from eigenkit import train
+
+    ds = data.image_folder(_write_folder(tmp_path / "train"))
+
+    def pipeline():
+        return train.grain_batches(data.ImageRecords(ds), 4, seed=5, transforms=[data.RandomCropFlip(ds, 16)],
+                                   num_threads=2)
+
+    it = pipeline()
+    batches = [next(it) for _ in range(4)]
+    assert batches[0]["x"].shape == (4, 16, 16, 3) and batches[0]["x"].dtype == np.uint8
+    assert batches[0]["y"].dtype == np.int32
+    again = pipeline()
+    np.testing.assert_array_equal(next(again)["x"], batches[0]["x"])  # same seed, same crops
+    state = again.get_state()
+    for b in batches[1:3]:
+        np.testing.assert_array_equal(next(again)["x"], b["x"])
+    fresh = pipeline()
+    fresh.set_state(state)  # position after batch 0: continues with batch 1, crops included
+    np.testing.assert_array_equal(next(fresh)["x"], batches[1]["x"])
+    # labels are those of the files: 12 images, 4 per class, the first epoch is a permutation of them
+    ys = np.concatenate([b["y"] for b in batches[:3]])
+    assert sorted(ys.tolist()) == sorted(ds.labels.tolist())

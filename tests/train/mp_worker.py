@@ -5,12 +5,34 @@
 exactly as a user launches one process per host. Trains a small MLP on sklearn's digits with
 :func:`eigenkit.train.fit` (global batch 16 sharded over all devices of all processes, checkpoints every 3 steps)
 and process 0 writes the final parameters to ``WORKDIR/params.npz``. With ``DIE_AT_STEP``, process 1 kills itself
-(SIGKILL, no clean-up) when asked for that step's batch.
+(SIGKILL, no clean-up) when asked for that step's batch. With ``MP_PIPELINE=grain`` the batches come from a Grain
+iterator (:func:`eigenkit.train.grain_batches`) and each process logs the record ids it consumed to ``seen_<i>.jsonl``.
 """
 
 import os
 import signal
 import sys
+
+
+class GrainLog:
+    """A Grain iterator that appends the record ids of each batch it hands out to a JSONL file."""
+
+    def __init__(self, iterator, path):
+        self.iterator, self.path = iterator, path
+
+    def __next__(self):
+        import json
+
+        batch = next(self.iterator)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(batch["i"].tolist()) + "\n")
+        return batch
+
+    def get_state(self):
+        return self.iterator.get_state()
+
+    def set_state(self, state):
+        self.iterator.set_state(state)
 
 
 def main() -> None:
@@ -35,12 +57,17 @@ def main() -> None:
     # SGD, not Adam: Adam turns rounding-sized gradients into +-lr steps, which would expose reduction order
     state = train.TrainState.create(model, optax.sgd(0.05, momentum=0.9), mesh=mesh)
     step_fn = train.make_train_step(lambda m, b, k: train.classification_loss(m(b["x"]), b["y"]), mesh=mesh)
-    local = train.epoch_batches(arrays, 16, seed=0)
+    if os.environ.get("MP_PIPELINE") == "grain":  # a Grain iterator whose position is checkpointed
+        arrays["i"] = np.arange(400, dtype=np.int32)  # record ids, logged
+        batches = GrainLog(train.grain_batches(train.ArraySource(arrays), 16, seed=0),
+                           os.path.join(workdir, f"seen_{jax.process_index()}.jsonl"))
+    else:
+        local = train.epoch_batches(arrays, 16, seed=0)
 
-    def batches(step):
-        if step == die_at and jax.process_index() == 1:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return local(step)
+        def batches(step):
+            if step == die_at and jax.process_index() == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return local(step)
 
     config = ml_collections.ConfigDict(dict(seed=0, num_steps=num_steps, batch_size=16))
     state, _ = train.fit(state, step_fn, batches=batches, num_steps=num_steps, workdir=workdir, config=config,

@@ -8,6 +8,7 @@ collectives), launched as subprocesses the way a user starts one process per hos
   command resumes from the last checkpoint.
 """
 
+import json
 import os
 import pathlib
 import shutil
@@ -32,14 +33,14 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(workdir, num_steps, nproc, die_at=None):
+def _launch(workdir, num_steps, nproc, die_at=None, pipeline=""):
     """Run the worker in ``nproc`` processes; returns ``[(returncode, output, seconds)]`` per process."""
     port = _port()
     procs = []
     for pid in range(nproc):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_", "EIGENKIT_"))}
         env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={8 // nproc}",
-                   PYTHONPATH=str(REPO))
+                   PYTHONPATH=str(REPO), MP_PIPELINE=pipeline)
         if nproc > 1:
             env.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES=str(nproc),
                        JAX_PROCESS_ID=str(pid), EIGENKIT_HEARTBEAT_TIMEOUT_S="10")
@@ -114,3 +115,20 @@ def test_two_processes_checkpoints_across_process_counts_and_a_killed_process(tm
     runs = _ok(_launch(crash, 6, 2))
     assert "at step 3" in runs[0][1]
     _close(_params(crash), killed_ref)
+
+
+def test_grain_resumes_mid_epoch_in_two_processes(tmp_path):
+    """2 processes reading their Grain shards: a run stopped at step 7 (mid-epoch: 25 batches per epoch) and resumed
+    consumes exactly the batches of the uninterrupted run, in each process, and ends at its parameters."""
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    _ok(_launch(full, 9, 2, pipeline="grain"))
+    _ok(_launch(cut, 7, 2, pipeline="grain"))
+    runs = _ok(_launch(cut, 9, 2, pipeline="grain"))
+    assert "at step 7" in runs[0][1]
+    for p in range(2):
+        seen_full = (full / f"seen_{p}.jsonl").read_text().splitlines()
+        assert len(seen_full) == 9 and (cut / f"seen_{p}.jsonl").read_text().splitlines() == seen_full
+    shards = [set(sum((json.loads(line) for line in (full / f"seen_{p}.jsonl").read_text().splitlines()), []))
+              for p in range(2)]
+    assert not shards[0] & shards[1]  # the processes read disjoint shards
+    _close(_params(cut), _params(full))
