@@ -15,6 +15,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from eigenkit.train._data import epoch_batches, evaluate_dataset
+from eigenkit.train._grain import ArraySource, grain_batches
 from eigenkit.train._loop import fit
 from eigenkit.train._mesh import make_mesh
 from eigenkit.train._state import TrainState
@@ -78,7 +79,9 @@ def fit_and_evaluate(
 
     Reads the standard config keys: ``batch_size``, ``num_steps`` or ``epochs`` (see :func:`steps_per_run`),
     ``eval_batch_size`` (default ``batch_size``), ``eval_every``, ``checkpoint_every``, ``log_every``,
-    ``show_progress`` (defaults 0, 0, 50, True).
+    ``show_progress`` (defaults 0, 0, 50, True), and ``input_pipeline``: ``"host"`` (default; arrays batched by
+    :func:`epoch_batches`, a pure function of the step) or ``"grain"`` (:func:`grain_batches` with
+    ``grain_workers`` worker processes, default 0; its position is checkpointed).
 
     Args:
       model, tx, loss_fn: as for :meth:`TrainState.create` and :func:`make_train_step`.
@@ -102,7 +105,15 @@ def fit_and_evaluate(
     bs = int(config["batch_size"])
     if isinstance(train_data, Mapping):
         n = len(next(iter(train_data.values())))
-        batches = epoch_batches(train_data, bs, seed=seed)
+        pipeline = str(config.get("input_pipeline", "host"))
+        if pipeline == "grain":
+            batches = grain_batches(ArraySource(train_data), bs, seed=seed,
+                                    worker_count=int(config.get("grain_workers", 0)))
+        elif pipeline == "host":
+            batches = epoch_batches(train_data, bs, seed=seed)
+        else:
+            raise ValueError(f"config.input_pipeline must be 'host' (train.epoch_batches) or 'grain' "
+                             f"(train.grain_batches), got {pipeline!r}")
         num_steps = steps_per_run(config, n) if num_steps is None else num_steps
     else:
         batches = train_data

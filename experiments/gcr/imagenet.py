@@ -174,9 +174,17 @@ def train_head(config, workdir: pathlib.Path, train_ds, val_ds, k: int, seed: in
     num_classes = len(train_ds.classes)
     model = ImageNetNet(config, num_classes, k, rngs=nnx.Rngs(seed))
     bs = int(config.batch_size)
-    batches = data.ImageBatches(train_ds, bs, seed=seed, image_size=int(config.image_size),
-                                num_workers=int(config.num_workers))
-    spe = batches.steps_per_epoch
+    spe = len(train_ds) // bs
+    pipeline = str(config.get("input_pipeline", "host"))
+    if pipeline == "grain":  # Grain: decoding in reader threads / worker processes, position checkpointed
+        batches = train.grain_batches(data.ImageRecords(train_ds), bs, seed=seed,
+                                      transforms=[data.RandomCropFlip(train_ds, int(config.image_size))],
+                                      worker_count=int(config.grain_workers), num_threads=int(config.num_workers))
+    elif pipeline == "host":  # data.ImageBatches: a pure function of the step, decoded in a thread pool
+        batches = data.ImageBatches(train_ds, bs, seed=seed, image_size=int(config.image_size),
+                                    num_workers=int(config.num_workers))
+    else:
+        raise ValueError(f"config.input_pipeline must be 'grain' or 'host', got {pipeline!r}")
     num_steps = int(config.epochs) * spe
     tx = make_tx(config, k, nnx.state(model, nnx.Param), epoch_cosine_schedule(config, spe))
     loss_fn, metric_fn = make_loss_fns(float(config.label_smoothing))
@@ -196,7 +204,8 @@ def train_head(config, workdir: pathlib.Path, train_ds, val_ds, k: int, seed: in
             checkpoint_every=int(config.checkpoint_every), log_every=int(config.log_every),
             show_progress=bool(config.show_progress), desc=f"gcr imagenet {_name(k)} seed {seed}")
     finally:
-        batches.close()
+        if hasattr(batches, "close"):
+            batches.close()
     final = {k_[len("eval/"):]: v for k_, v in history[-1].items() if k_.startswith("eval/")}
     return state, final, time.perf_counter() - t0
 

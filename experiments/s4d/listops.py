@@ -56,6 +56,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
         batch_size=32, eval_batch_size=128, num_steps=40 * STEPS_PER_EPOCH, warmup_steps=4 * STEPS_PER_EPOCH,
         log_every=100, eval_every=STEPS_PER_EPOCH, checkpoint_every=STEPS_PER_EPOCH,
         baseline=True, baseline_max_iter=1000,
+        input_pipeline="grain", grain_workers=0,  # train.grain_batches over the token arrays (position checkpointed)
     ))
     if preset == "smoke":
         c.update(dict(

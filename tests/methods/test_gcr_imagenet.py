@@ -29,7 +29,7 @@ def _folder(root, per_class, seed):
 # only sizes change; everything else is the paper preset (recipe, schedule, heads, dtype policy aside)
 TINY = ["--config.stage_sizes=(1,1,1,1)", "--config.width=4", "--config.stem_width=4", "--config.image_size=32",
         "--config.resize_size=36", "--config.batch_size=8", "--config.eval_batch_size=8", "--config.bn_group_size=4",
-        "--config.compute_dtype=float32", "--config.num_workers=2", "--config.epochs=2",
+        "--config.compute_dtype=float32", "--config.num_workers=2", "--config.grain_workers=0", "--config.epochs=2",
         "--config.eval_every_epochs=1.0", "--config.log_every=1", "--config.checkpoint_every=2",
         "--config.show_progress=False", "--config.probe_max_iter=200"]
 

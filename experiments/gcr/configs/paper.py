@@ -45,6 +45,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.image_size = 224  # RandomResizedCrop(224) + horizontal flip; test: resize 256, centre crop 224
     c.resize_size = 256
     c.num_workers = 32  # JPEG-decoding threads per process
+    c.input_pipeline = "grain"  # train.grain_batches (position checkpointed); "host": data.ImageBatches
+    c.grain_workers = 8  # Grain worker processes per JAX process (0: decode in this process's threads)
     # optimisation (same budget and schedule for every head)
     c.batch_size = 256  # global: 8 GPUs x 32
     c.eval_batch_size = 256
