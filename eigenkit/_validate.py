@@ -90,12 +90,22 @@ def check_array(
     return jnp.asarray(x)
 
 
+HALF_DTYPES = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+
+
+def at_least_float32(x: jax.Array) -> jax.Array:
+    """``x`` in float32 if it is bfloat16 / float16, else unchanged: decompositions (eigh, Cholesky, logdet) run in
+    float32 inside half-precision models (a mixed-precision policy never reaches them in bfloat16)."""
+    return x.astype(jnp.float32) if jnp.dtype(x.dtype) in HALF_DTYPES else x
+
+
 def check_square(x, name: str, *, kind: str = "inexact") -> jax.Array:
-    """``x`` of shape ``(..., n, n)`` with an inexact dtype."""
+    """``x`` of shape ``(..., n, n)`` with an inexact dtype; bfloat16 / float16 come back as float32
+    (:func:`at_least_float32`), so every square-matrix primitive computes and returns float32 for them."""
     x = check_array(x, name, min_ndim=2, kind=kind)
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"{name} must be square with shape (..., n, n), got {_shape_str(x.shape)}")
-    return x
+    return at_least_float32(x)
 
 
 def check_rank_arg(k: int, name: str, *, upper: int, upper_name: str, lower: int = 1) -> int:

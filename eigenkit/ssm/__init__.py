@@ -18,7 +18,7 @@ Example::
     y2, state = ssm.recurrence(Ab, Bb, C, D, u)
 """
 
-from eigenkit.ssm._conv import bidirectional_kernel, fft_conv, recurrence, step
+from eigenkit.ssm._conv import bidirectional_kernel, conv_dtype, fft_conv, recurrence, step
 from eigenkit.ssm._init import Init, diag_init, hippo_legs, init_C, init_log_dt, legs_normal_eig
 from eigenkit.ssm._kernel import (
     Discretization,
@@ -37,6 +37,7 @@ __all__ = [
     "default_chunk",
     "diag_init",
     "discretize",
+    "conv_dtype",
     "fft_conv",
     "hippo_legs",
     "init_C",

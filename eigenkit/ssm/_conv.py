@@ -8,12 +8,35 @@ from jax import lax
 
 from eigenkit._validate import check_array
 
+_HALF = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 
-def _check_u(u):
+
+def _check_u(u, *, half: bool = False):
     u = check_array(u, "u", ndim=2, kind="floating")
-    if u.dtype not in (jnp.float32, jnp.float64):
-        raise TypeError(f"u must be float32 or float64, got {u.dtype}")
+    allowed = (jnp.float32, jnp.float64) + (_HALF if half else ())
+    if u.dtype not in allowed:
+        raise TypeError(f"u must be {' or '.join(str(jnp.dtype(d)) for d in allowed)}, got {u.dtype}")
     return u
+
+
+def conv_dtype(dtype) -> jnp.dtype:
+    """The dtype :func:`fft_conv` computes in for inputs of ``dtype``: float32 for bfloat16 / float16 (the FFT and
+    the kernel stay in float32 inside half-precision models), else ``dtype``.
+
+    Args:
+      dtype: the dtype of the input sequence ``u``.
+
+    Returns:
+      ``float32`` for a half-precision ``dtype``, else ``dtype`` itself.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from eigenkit.ssm import conv_dtype
+      >>> conv_dtype(jnp.bfloat16), conv_dtype(jnp.float64)
+      (dtype('float32'), dtype('float64'))
+    """
+    dtype = jnp.dtype(dtype)
+    return jnp.dtype(jnp.float32) if dtype in _HALF else dtype
 
 
 def bidirectional_kernel(k_fwd: jax.Array, k_bwd: jax.Array) -> jax.Array:
@@ -55,11 +78,13 @@ def fft_conv(u: jax.Array, k: jax.Array, d: jax.Array | None = None) -> jax.Arra
 
     Args:
       u: real ``(L, H)`` (one sequence; ``vmap`` over a batch).
-      k: real ``(H, L)`` (causal) or ``(H, 2L)`` (two-sided).
-      d: optional real ``(H,)`` skip ``D``.
+      k: real ``(H, L)`` (causal) or ``(H, 2L)`` (two-sided), dtype of ``u``; for a bfloat16 / float16 ``u`` also
+        float32 (mixed precision: the kernel stays in float32).
+      d: optional real ``(H,)`` skip ``D``, dtype as ``k``.
 
     Returns:
-      real ``(L, H)``, dtype of ``u``.
+      real ``(L, H)``, dtype of ``u``. Half-precision inputs are convolved in float32 (:func:`conv_dtype`; an FFT
+      of length 2L in bfloat16 would lose the kernel's tail) and the result cast back.
 
     Example:
       >>> import jax.numpy as jnp
@@ -67,11 +92,14 @@ def fft_conv(u: jax.Array, k: jax.Array, d: jax.Array | None = None) -> jax.Arra
       >>> fft_conv(jnp.ones((3, 1)), jnp.array([[1.0, 0.5, 0.25]])).ravel()
       Array([1.  , 1.5 , 1.75], dtype=float32)
     """
-    u = _check_u(u)
+    u = _check_u(u, half=True)
+    out_dtype, cdt = u.dtype, conv_dtype(u.dtype)
     length, h = u.shape
     k = check_array(k, "k", ndim=2, kind="floating")
-    if k.dtype != u.dtype:
-        raise TypeError(f"k ({k.dtype}) and u ({u.dtype}) must have the same dtype")
+    if k.dtype not in (u.dtype, cdt):
+        raise TypeError(f"k ({k.dtype}) and u ({u.dtype}) must have the same dtype"
+                        + (f" (or k {cdt} for a {u.dtype} u)" if cdt != u.dtype else ""))
+    u, k = u.astype(cdt), k.astype(cdt)
     if k.shape[0] != h or k.shape[1] not in (length, 2 * length):
         raise ValueError(
             f"k must have shape (H, L) = ({h}, {length}) or (H, 2L) = ({h}, {2 * length}) for u of shape "
@@ -80,13 +108,13 @@ def fft_conv(u: jax.Array, k: jax.Array, d: jax.Array | None = None) -> jax.Arra
     n = 2 * length
     uf = jnp.fft.rfft(u, n=n, axis=0)
     kf = jnp.fft.rfft(k, n=n, axis=-1).T
-    y = jnp.fft.irfft(uf * kf, n=n, axis=0)[:length].astype(u.dtype)
+    y = jnp.fft.irfft(uf * kf, n=n, axis=0)[:length].astype(cdt)
     if d is not None:
         d = check_array(d, "d", shape=(h,), ndim=1, kind="floating")
-        if d.dtype != u.dtype:
-            raise TypeError(f"d ({d.dtype}) and u ({u.dtype}) must have the same dtype")
-        y = y + u * d
-    return y
+        if d.dtype not in (out_dtype, cdt):
+            raise TypeError(f"d ({d.dtype}) and u ({out_dtype}) must have the same dtype")
+        y = y + u * d.astype(cdt)
+    return y.astype(out_dtype)
 
 
 def _check_step_params(A_bar, B_bar, C, D):

@@ -40,6 +40,7 @@ from eigenkit.train._mesh import (
     shard_batch,
 )
 from eigenkit.train._pipeline import fit_and_evaluate, steps_per_run, subrun_config
+from eigenkit.train._precision import Precision, float32_outputs
 from eigenkit.train._state import TrainState, label_params, param_path
 from eigenkit.train._step import accumulate, make_eval_step, make_train_step
 
@@ -51,6 +52,7 @@ __all__ = [
     "CorruptCheckpointError",
     "DATA_AXIS",
     "MetricWriter",
+    "Precision",
     "RESUMABLE_KEYS",
     "TrainState",
     "accumulate",
@@ -61,6 +63,7 @@ __all__ = [
     "epoch_batches",
     "evaluate_dataset",
     "fit",
+    "float32_outputs",
     "fit_and_evaluate",
     "grain_batches",
     "initialize_distributed",

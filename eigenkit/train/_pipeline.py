@@ -18,6 +18,7 @@ from eigenkit.train._data import epoch_batches, evaluate_dataset
 from eigenkit.train._grain import ArraySource, grain_batches
 from eigenkit.train._loop import fit
 from eigenkit.train._mesh import make_mesh
+from eigenkit.train._precision import Precision
 from eigenkit.train._state import TrainState
 from eigenkit.train._step import LossFn, MetricFn, make_eval_step, make_train_step
 
@@ -74,6 +75,7 @@ def fit_and_evaluate(
     mesh: Mesh | None = None,
     trainable: Any = nnx.Param,
     desc: str | None = None,
+    precision: Precision | None = None,
 ) -> tuple[TrainState, dict[str, float]]:
     """Train ``model`` with ``tx`` on ``loss_fn`` (resuming from ``workdir``), then evaluate exactly on ``eval_data``.
 
@@ -97,6 +99,7 @@ def fit_and_evaluate(
       mesh: default :func:`make_mesh` over all devices.
       trainable: NNX filter of the trained variables.
       desc: progress-bar label (default the workdir's name).
+      precision: mixed-precision policy of the train and eval steps (:class:`Precision`; ``None``: none).
 
     Returns:
       The final state and the final evaluation metrics (``{}`` without ``eval_data``).
@@ -122,12 +125,14 @@ def fit_and_evaluate(
                 raise ValueError("num_steps is needed when train_data is a function and the config has no num_steps")
             num_steps = int(config["num_steps"])
     state = TrainState.create(model, tx, mesh=mesh, trainable=trainable)
-    step = make_train_step(loss_fn, mesh=mesh)
+    if precision is not None:
+        precision.check_opt_state(state.opt_state)
+    step = make_train_step(loss_fn, mesh=mesh, precision=precision)
     eval_fn = None
     if (metric_fn is None) != (eval_data is None):
         raise ValueError("metric_fn and eval_data go together: pass both or neither")
     if metric_fn is not None:
-        eval_step = make_eval_step(metric_fn, mesh=mesh)
+        eval_step = make_eval_step(metric_fn, mesh=mesh, precision=precision)
         ebs = int(config.get("eval_batch_size", bs))
 
         def eval_fn(s):

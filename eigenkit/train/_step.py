@@ -12,19 +12,24 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from eigenkit.train._mesh import replicated_sharding
+from eigenkit.train._precision import Precision, float32_outputs
 from eigenkit.train._state import TrainState
 
 LossFn = Callable[[nnx.Module, Any, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
 MetricFn = Callable[[nnx.Module, Any], dict[str, jax.Array]]
 
 
-def make_train_step(loss_fn: LossFn, *, mesh: Mesh | None = None, donate: bool = True):
+def make_train_step(loss_fn: LossFn, *, mesh: Mesh | None = None, donate: bool = True,
+                    precision: Precision | None = None):
     """Build ``step(state, batch, key) -> (state, metrics)``, jitted.
 
     Args:
       loss_fn: ``loss_fn(model, batch, key) -> (scalar loss, dict of scalar metrics)``.
       mesh: when given, the new state and the metrics are replicated over it.
       donate: donate the input state's buffers (the caller must not reuse the old state).
+      precision: a mixed-precision policy (:class:`Precision`): trainable parameters (but its ``keep_float32``)
+        and floating batch leaves are cast to ``precision.compute`` for the forward pass; loss and metrics come back
+        in float32. ``None``: everything in the dtypes it has.
 
     Returns:
       The jitted step. Its metrics are ``{"loss", **metrics, "grad_norm"}``.
@@ -41,7 +46,11 @@ def make_train_step(loss_fn: LossFn, *, mesh: Mesh | None = None, donate: bool =
             rest = jax.tree.map(lambda x: x, state.rest)
             model = nnx.merge(state.graphdef, params, rest)
             model.train()
-            loss, metrics = loss_fn(model, batch, key)
+            if precision is not None:
+                precision.cast_params(model, state.trainable)
+                loss, metrics = float32_outputs(loss_fn(model, precision.cast_batch(batch), key))
+            else:
+                loss, metrics = loss_fn(model, batch, key)
             # the filter that made state.params (not a hard-coded nnx.Param): frozen Param subclasses stay in rest
             _, _, rest = nnx.split(model, state.trainable, ...)
             return loss, (metrics, rest)
@@ -62,8 +71,9 @@ def make_train_step(loss_fn: LossFn, *, mesh: Mesh | None = None, donate: bool =
     return jax.jit(step, **kwargs)
 
 
-def make_eval_step(metric_fn: MetricFn, *, mesh: Mesh | None = None):
-    """Build ``eval_step(state, batch) -> metrics`` (module in eval mode), jitted.
+def make_eval_step(metric_fn: MetricFn, *, mesh: Mesh | None = None, precision: Precision | None = None):
+    """Build ``eval_step(state, batch) -> metrics`` (module in eval mode), jitted; ``precision`` as for
+    :func:`make_train_step`.
 
     ``metric_fn`` should return **sums** over the batch (plus a ``"count"``) when a dataset is evaluated in
     several batches, so that :func:`accumulate` can average exactly.
@@ -72,6 +82,9 @@ def make_eval_step(metric_fn: MetricFn, *, mesh: Mesh | None = None):
     def step(state: TrainState, batch: Any):
         model = nnx.merge(state.graphdef, state.params, state.rest)
         model.eval()
+        if precision is not None:
+            precision.cast_params(model, state.trainable)
+            return float32_outputs(metric_fn(model, precision.cast_batch(batch)))
         return metric_fn(model, batch)
 
     kwargs: dict[str, Any] = {}

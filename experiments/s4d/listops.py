@@ -57,6 +57,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
         log_every=100, eval_every=STEPS_PER_EPOCH, checkpoint_every=STEPS_PER_EPOCH,
         baseline=True, baseline_max_iter=1000,
         input_pipeline="grain", grain_workers=0,  # train.grain_batches over the token arrays (position checkpointed)
+        compute_dtype="bfloat16",  # train.Precision: bf16 activations, float32 parameters / SSM kernel / FFT / Adam
     ))
     if preset == "smoke":
         c.update(dict(

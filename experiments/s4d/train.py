@@ -32,7 +32,7 @@ import numpy as np
 from flax import nnx
 
 from eigenkit import data, ssm, train
-from eigenkit.methods.s4d import Norm, S4DModel, Transform, s4d_optimizer
+from eigenkit.methods.s4d import Norm, S4DModel, SSMOutputParam, SSMParam, Transform, s4d_optimizer
 from experiments._contract import Result, SeedSweep, config_enum
 
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training-set pixel statistics (on [0, 1])
@@ -142,6 +142,12 @@ def make_model(config, d_input: int = 1, *, tokens: bool = False, d_output: int 
     )
 
 
+def make_precision(config) -> train.Precision:
+    """``config.compute_dtype`` (default float32) for everything but the SSM parameters (``dt``, ``A``, ``B``,
+    ``C``), which stay float32 so the kernel's phases are not rounded; the FFT convolution runs in float32 too."""
+    return train.Precision.from_config(config, keep_float32=(SSMParam, SSMOutputParam))
+
+
 def make_optimizer(config, model: S4DModel):
     return s4d_optimizer(
         nnx.state(model, nnx.Param), lr=config.learning_rate, weight_decay=config.weight_decay,
@@ -216,10 +222,11 @@ def _with_validation(config, workdir, dataset: Dataset) -> Result:
         fns = (masked_loss_fn, masked_metric_fn)
     tx = make_optimizer(config, model)
     mesh = train.make_mesh()
+    precision = make_precision(config)
     state, val = train.fit_and_evaluate(model, tx, fns[0], train_data=splits["train"], config=config,
-                                        workdir=workdir, seed=config.seed, metric_fn=fns[1], eval_data=splits["val"],
-                                        mesh=mesh, desc=f"s4d {dataset.value}")
-    eval_step = train.make_eval_step(fns[1], mesh=mesh)
+                                        precision=precision, workdir=workdir, seed=config.seed, metric_fn=fns[1],
+                                        eval_data=splits["val"], mesh=mesh, desc=f"s4d {dataset.value}")
+    eval_step = train.make_eval_step(fns[1], mesh=mesh, precision=precision)
     test = train.evaluate_dataset(state, eval_step, splits["test"], mesh,
                                   int(config.get("eval_batch_size", config.batch_size)))
     sweep = SeedSweep()

@@ -197,7 +197,7 @@ class S4DConv(nnx.Module):
 
     def __call__(self, u: Float[Array, "batch L H"]) -> Float[Array, "batch L cH"]:
         u = check_array(u, "u", ndim=3, shape=(None, None, self.d_model), kind="floating")
-        k, d = self.conv_kernel(u.shape[1], u.dtype)
+        k, d = self.conv_kernel(u.shape[1], ssm.conv_dtype(u.dtype))  # float32 kernel for a bfloat16 u
         return _conv(u, k, d)
 
     # -- recurrent mode -------------------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ class S4D(nnx.Module):
         b, length, h = u.shape
         if b % self.batch_chunks:
             raise ValueError(f"batch size {b} must be divisible by batch_chunks = {self.batch_chunks}")
-        k, d = self.ssm.conv_kernel(length, u.dtype)
+        k, d = self.ssm.conv_kernel(length, ssm.conv_dtype(u.dtype))
         w, bias = self.output_linear.kernel[...], self.output_linear.bias[...]
         glu = self.glu
 
@@ -386,9 +386,11 @@ class S4DModel(nnx.Module):
 
     def _norm(self, i, x):
         # flax's normalisation computes its statistics in promote_types(dtype, float32), which strict dtype promotion
-        # rejects for float64 even though nothing is mixed (input, parameters and statistics share one dtype here)
+        # rejects for float64 even though nothing is mixed (input, parameters and statistics share one dtype here).
+        # The output keeps the input's dtype: in a bfloat16 model (eigenkit.train.Precision) the statistics are
+        # float32 and the activations stay bfloat16.
         with jax.numpy_dtype_promotion("standard"):
-            return self.norms[i](x)
+            return self.norms[i](x).astype(x.dtype)
 
     def _check_input(self, x: jax.Array) -> jax.Array:
         if self.tokens:

@@ -37,6 +37,7 @@ def get_config():
                         "length 2048), ~4 GB host (the float32 dataset)",
         dataset="cifar10", data_dir="", grayscale=True, val_split=0.1, val_seed=42, n_train=0, n_val=0, n_test=0,
         input_pipeline="grain", grain_workers=0,  # train.grain_batches over the pixel arrays (position checkpointed)
+        compute_dtype="bfloat16",  # train.Precision: bf16 activations, float32 parameters / SSM kernel / FFT / Adam
         # model (enums by name: Norm, ssm.Init, ssm.Discretization, Transform)
         d_model=512, d_state=64, n_layers=6, dropout=0.1, prenorm=False, norm="batch", init="lin",
         discretization="zoh", bidirectional=True, n_ssm=1, dt_transform="softplus", dt_min=1e-3, dt_max=1e-1,
