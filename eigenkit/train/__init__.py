@@ -29,7 +29,7 @@ from eigenkit.train._data import (
     padded_batches,
     process_slice,
 )
-from eigenkit.train._grain import ArraySource, grain_batches, is_stateful
+from eigenkit.train._grain import ArraySource, MapBatches, grain_batches, is_stateful
 from eigenkit.train._loop import MetricWriter, fit, progress
 from eigenkit.train._mesh import (
     DATA_AXIS,
@@ -51,6 +51,7 @@ __all__ = [
     "Checkpointer",
     "CorruptCheckpointError",
     "DATA_AXIS",
+    "MapBatches",
     "MetricWriter",
     "Precision",
     "RESUMABLE_KEYS",

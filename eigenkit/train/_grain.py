@@ -96,6 +96,28 @@ def grain_batches(source: Any, batch_size: int, *, seed: int, transforms: Sequen
     return iter(loader)
 
 
+class MapBatches:
+    """``fn`` applied to each batch of a stateful iterator, keeping its checkpointable position (``get_state`` /
+    ``set_state`` forwarded): e.g. a Grain iterator of graph indices mapped to padded graph batches."""
+
+    def __init__(self, iterator: Any, fn: Any):
+        if not is_stateful(iterator):
+            raise TypeError(f"iterator must have __next__, get_state and set_state, got {type(iterator).__name__}")
+        self.iterator, self.fn = iterator, fn
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.fn(next(self.iterator))
+
+    def get_state(self):
+        return self.iterator.get_state()
+
+    def set_state(self, state) -> None:
+        self.iterator.set_state(state)
+
+
 def is_stateful(batches: Any) -> bool:
     """Whether ``batches`` is an iterator whose position is checkpointed (Grain's ``get_state`` / ``set_state``)."""
     return hasattr(batches, "get_state") and hasattr(batches, "set_state") and hasattr(batches, "__next__")

@@ -213,9 +213,16 @@ def run_one(config, method: str, seed: int, data, budget, mesh, workdir: pathlib
     state = train.TrainState.create(model, tx, mesh=mesh)
     step, eval_step = _steps(method, mesh)
 
-    def batches(s: int):
-        return _with_pairs(spe.take_graph_batch(tr, _train_indices(seed, s, tr.num_graphs, bs)), pairs,
-                           "rows_train")
+    def make(idx):
+        return _with_pairs(spe.take_graph_batch(tr, idx), pairs, "rows_train")
+
+    if str(config.get("input_pipeline", "host")) == "grain":  # Grain samples the graph indices; position checkpointed
+        index = train.grain_batches(train.ArraySource({"index": np.arange(tr.num_graphs)}), bs, seed=seed,
+                                    worker_count=int(config.get("grain_workers", 0)))
+        batches = train.MapBatches(index, lambda b: make(b["index"]))
+    else:
+        def batches(s: int):
+            return make(_train_indices(seed, s, tr.num_graphs, bs))
 
     run_dir = workdir / f"{method}_seed{seed}"
     best = _best_logged(run_dir)  # a resumed run keeps the best validation epoch of its earlier part

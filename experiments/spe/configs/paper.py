@@ -40,6 +40,7 @@ def get_config():
                   expected_device="1x A100 40GB / H100 (any CUDA GPU with >= 16 GB) or TPU v4/v5e single chip",
                   expected_memory="estimate: ~4-8 GB accelerator, ~4 GB host"))
     # data: ZINC-12k from the user's copy (config.data_dir or $EIGENKIT_ZINC)
+    c.update(dict(input_pipeline="grain", grain_workers=0))  # Grain samples the graphs (position checkpointed)
     c.update(dict(dataset="zinc", data_dir="", zinc_subset=True, max_nodes=0, num_eigs=37,
                   n_node_types=28, n_edge_types=3))
     c.methods = ("none", "signnet", "spe")
