@@ -34,14 +34,14 @@ from eigenkit.metrics import linear_probe
 from eigenkit.nn import ResNetD
 from experiments._contract import Result, SeedSweep
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
 
 def _dtype(config):
-    name = str(config.compute_dtype)
-    if name not in _DTYPES:
-        raise ValueError(f"config.compute_dtype must be one of {sorted(_DTYPES)}, got {name!r}")
-    return _DTYPES[name]
+    """The backbone's computation dtype from the run's precision policy (``train.Precision``: ``compute_dtype``,
+    float32 parameters and optimiser state; the Grassmann bases and BatchNorm statistics stay float32)."""
+    precision = train.Precision.from_config(config)
+    if jnp.dtype(precision.compute) not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16)):
+        raise ValueError(f"config.compute_dtype must be float32 or bfloat16, got {config.compute_dtype!r}")
+    return precision.compute
 
 
 class ImageNetNet(nnx.Module):
@@ -189,6 +189,7 @@ def train_head(config, workdir: pathlib.Path, train_ds, val_ds, k: int, seed: in
     tx = make_tx(config, k, nnx.state(model, nnx.Param), epoch_cosine_schedule(config, spe))
     loss_fn, metric_fn = make_loss_fns(float(config.label_smoothing))
     state = train.TrainState.create(model, tx, mesh=mesh)
+    train.Precision.from_config(config).check_opt_state(state.opt_state)  # momentum buffers in float32
     step = train.make_train_step(loss_fn, mesh=mesh)
     eval_step = train.make_eval_step(metric_fn, mesh=mesh)
 
