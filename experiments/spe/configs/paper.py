@@ -17,7 +17,11 @@ validation MAE. Deviations (experiments/spe/README.md): BatchNorm statistics ove
 masked``; the official code also counts zero padding); the last partial batch of each epoch is dropped (78 steps /
 epoch instead of 79); the baselines (no PE, SignNet) share SPE's backbone and budget instead of their own official
 configs (``gine_nope.yaml``: width 200, wd 1e-4; ``signNet_gine_pe37_mask.yaml``: width 120, batch 256, 800 epochs on
-full ZINC); seeds 0–3 (4 seeds, the benchmarking-gnns ZINC protocol).
+full ZINC); seeds 0–3 (4 seeds, the benchmarking-gnns ZINC protocol). Precision: float32 throughout, as the
+official code — not the bfloat16 policy of the other paper presets (``eigenkit.train.Precision``), because SPE's
+inputs are the eigenvectors themselves: bfloat16 would round ``V`` and ``λ`` to 8 mantissa bits before ``φ`` and
+``ρ`` see them, changing exactly what the paper's stability claim is about, and at ~4 GB the run is not
+memory-bound. Graphs are sampled by Grain (``input_pipeline="grain"``; its position is checkpointed).
 
 Expected cost (an **estimate**, not measured here — no accelerator in this project's sessions): one SPE or SignNet run
 is 78,000 steps of ~72k ρ rows × 8 GIN layers × 3 MLP layers at width 128 (~0.2 TFLOP per step forward + backward)
