@@ -196,14 +196,9 @@ def normalize_images(x, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[flo
 
 
 def _process_slice(batch_size: int, process_index: int | None, process_count: int | None) -> tuple[int, int]:
-    if process_index is None or process_count is None:
-        import jax
+    from eigenkit.train import process_slice  # the one definition of a process's rows in a global batch
 
-        process_index, process_count = jax.process_index(), jax.process_count()
-    if batch_size % process_count:
-        raise ValueError(f"batch_size {batch_size} is not divisible by the {process_count} processes")
-    per = batch_size // process_count
-    return process_index * per, per
+    return process_slice(batch_size, process_index, process_count)
 
 
 class ImageBatches:
