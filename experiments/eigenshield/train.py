@@ -90,6 +90,12 @@ def train_model(config, x, y, seed: int, mesh, workdir: pathlib.Path):
     return model
 
 
+def _asr(pred_adv: np.ndarray, y: np.ndarray, ok: np.ndarray) -> float:
+    """Attack success rate over the clean-correct examples ``ok`` (NaN when there are none, e.g. an untrained model
+    on a tiny replica)."""
+    return float(np.mean(pred_adv[ok] != y[ok])) if ok.any() else float("nan")
+
+
 def _batched(fn, arrays, batch_size: int):
     n = len(arrays[0])
     outs = [fn(*(a[i:i + batch_size] for a in arrays)) for i in range(0, n, batch_size)]
@@ -161,14 +167,14 @@ def run_seed(config, seed: int, mesh, workdir: pathlib.Path):
         for i, n in enumerate(DEFENCES):
             ok = pred[n] == yte
             p_na = _batched(lambda x, D=defences[n]: jnp.argmax(logits(D, x), -1), [adv_plain], bs)
-            out[f"{n}_asr_nonadaptive_eps{eps255}"] = float(np.mean(p_na[ok] != yte[ok]))
+            out[f"{n}_asr_nonadaptive_eps{eps255}"] = _asr(p_na, yte, ok)
             if n == "none":
                 out[f"{n}_asr_adaptive_eps{eps255}"] = out[f"{n}_asr_nonadaptive_eps{eps255}"]
                 continue
             adv = _batched(lambda x, y, D=defences[n], e=eps, k=keys[1 + i]: pgd(D, x, y, e, k, steps), [xte, yte],
                            bs)
             p_ad = _batched(lambda x, D=defences[n]: jnp.argmax(logits(D, x), -1), [adv], bs)
-            out[f"{n}_asr_adaptive_eps{eps255}"] = float(np.mean(p_ad[ok] != yte[ok]))
+            out[f"{n}_asr_adaptive_eps{eps255}"] = _asr(p_ad, yte, ok)
         # where the attack moves the embedding: fraction of the displacement inside the causal subspace
         # (a random subspace of the same rank holds rank / d of it in expectation)
         delta = _batched(embed, [adv_plain], bs) - _batched(embed, [xte], bs)

@@ -17,5 +17,6 @@ def get_config():
                               "(proxy: not the paper's VLM setting)",
                   expected_runtime="~1-2 h on 2 CPU cores; minutes on one GPU",
                   n_train=50000, n_cal=10000, n_test=10000, channels=(32, 64), features=128, epochs=20,
-                  pgd_steps=40, eps=(2, 4, 8, 16)))
+                  pgd_steps=40, eps=(2, 4, 8, 16),
+                  input_pipeline="grain", grain_workers=0))  # train.grain_batches (position checkpointed)
     return c
