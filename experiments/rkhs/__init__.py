@@ -1,0 +1,2 @@
+"""RKHS view of augmentation-based SSL (Zhai et al., ICLR 2024): the augmentation-strength sweet spot of RKHS
+regression on the closed-form masking cube (train.py)."""
