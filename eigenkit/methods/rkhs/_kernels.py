@@ -55,7 +55,8 @@ def masking_kernel(x, x_prime, alpha: float, vocab_size: int = 2):
       vocab_size: ``V``.
 
     Returns:
-      ``(n, m)`` kernel ``Π_i (α + V(1−α) 1[x_i = x'_i])``, float32 (float64 under x64).
+      ``(n, m)`` kernel ``Π_i (α + V(1−α) 1[x_i = x'_i]) = (α + V(1−α))^h α^(L−h)`` with ``h`` the number of
+      agreeing positions, float32 (float64 under x64).
 
     Example:
       >>> import jax.numpy as jnp
@@ -69,8 +70,12 @@ def masking_kernel(x, x_prime, alpha: float, vocab_size: int = 2):
     if not isinstance(alpha, jax.core.Tracer) and not 0.0 <= float(alpha) <= 1.0:  # differentiable in alpha
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     dtype = jnp.result_type(float)
-    same = (x[:, None, :] == x_prime[None, :, :]).astype(dtype)
-    return jnp.prod(alpha + vocab_size * (1.0 - alpha) * same, axis=-1)
+    length = x.shape[1]
+    # agreements h(x, x') = #{i: x_i = x'_i} by a one-hot matmul (exact integer counts; memory n x m, not n x m x L)
+    onehot = lambda t: jax.nn.one_hot(t, vocab_size, dtype=dtype).reshape(t.shape[0], -1)  # noqa: E731
+    agree = onehot(x) @ onehot(x_prime).T
+    alpha = jnp.asarray(alpha, dtype)
+    return jnp.power(alpha + vocab_size * (1.0 - alpha), agree) * jnp.power(alpha, length - agree)
 
 
 def augmentation_kernel(p_a_given_x, p_x=None):
