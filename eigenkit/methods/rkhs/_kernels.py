@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eigenkit import linalg
 from eigenkit._validate import check_array
 
 __all__ = [
@@ -129,7 +130,9 @@ def kernel_spectrum(k, p_x=None):
     w = jnp.full((n,), 1.0 / n, k.dtype) if p_x is None else check_array(p_x, "p_x", shape=(n,), ndim=1,
                                                                           kind="floating").astype(k.dtype)
     s = jnp.sqrt(w)
-    lam, u = jnp.linalg.eigh(s[:, None] * k * s[None, :], symmetrize_input=True)
+    # eigenkit.linalg.eigh with the STRICT rule: the cube's spectrum is massively degenerate, and eigenvector
+    # gradients there are NaN rather than finite and wrong (projectors: use top_d_eigenspace / linalg.eigh_projector)
+    lam, u = linalg.eigh(s[:, None] * k * s[None, :], grad_rule=linalg.EighGrad.STRICT)
     lam, u = lam[::-1], u[:, ::-1]
     return lam, u / s[:, None]
 
