@@ -6,10 +6,11 @@ against the OpenReview record, constants of the bounds recalled, not checked aga
 * :mod:`._kernels`: augmentation kernels (eq. 1 by enumeration, the i.i.d.-masking product formula, a Monte-Carlo
   estimator for augmentations without one), their ``L²(P_X)`` spectra and the augmentation complexity ``κ²``;
 * :mod:`._learning`: the top-d eigenspace target, trace gap, the spectral contrastive loss, the ridge probe and
-  kernel ridge ("RKHS") regression, and the Walsh parities of the toy cube.
+  kernel ridge ("RKHS") regression, and the Walsh parities of the toy cube;
+* :mod:`._matfree`: matrix-free products ``K v`` with the masking kernel, one row block at a time (for iterative
+  top-d eigenspaces, ``linalg.lobpcg_eigh``, on point sets whose ``n × n`` kernel does not fit).
 
-Status: library and tests; the experiment (sweet spot in the masking rate, learned encoder vs exact eigenspace) is
-not built yet.
+The experiments live in ``experiments/rkhs``.
 """
 
 from eigenkit.methods.rkhs._kernels import (
@@ -29,6 +30,7 @@ from eigenkit.methods.rkhs._learning import (
     trace_gap,
     walsh_parities,
 )
+from eigenkit.methods.rkhs._matfree import masking_kernel_matvec
 
 __all__ = [
     "MASK",
@@ -38,6 +40,7 @@ __all__ = [
     "kernel_spectrum",
     "masking_augmentations",
     "masking_kernel",
+    "masking_kernel_matvec",
     "mc_kappa_sq",
     "ridge_probe",
     "spectral_contrastive_loss",
