@@ -67,9 +67,15 @@ from eigenkit.data._wikitext import (
     wikitext2_rows,
     wikitext2_text,
 )
+from eigenkit.data._words import GLUE_TASKS, WordVocab, read_glue, read_text_lines, word_tokens
 from eigenkit.data._zinc import ZINC_ATOM_TYPES, ZINC_BOND_TYPES, read_torch_pickle, zinc
 
 __all__ = [
+    "GLUE_TASKS",
+    "WordVocab",
+    "read_glue",
+    "read_text_lines",
+    "word_tokens",
     "HFLlamaCheckpoint",
     "SafetensorsReader",
     "decode_bf16",

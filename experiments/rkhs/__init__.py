@@ -2,4 +2,4 @@
 regression on the closed-form masking cube (train.py) and a spectral-contrastive encoder against the exact top-d
 eigenspace (study ``rkhs.encoder``)."""
 
-STUDIES = ("encoder", "kappa")
+STUDIES = ("encoder", "kappa", "text")

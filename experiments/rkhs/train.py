@@ -128,6 +128,10 @@ def _plot(workdir: pathlib.Path, config, per_seed: list[dict]) -> str:
 
 
 def train_and_evaluate(config, workdir: str) -> Result:
+    if config.get("task", "cube") == "text":  # the paper preset: MLM on real text (study rkhs.text's code path)
+        from experiments.rkhs import text
+
+        return text.train_and_evaluate(config, workdir)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     x = cube(int(config.length))
