@@ -16,6 +16,7 @@ from eigenkit.data._hf_llama import (
     write_hf_llama,
     write_safetensors,
 )
+from eigenkit.data._hf_llava import HFLlavaCheckpoint, hf_llava_config, write_hf_llava
 from eigenkit.data._imagefolder import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -76,6 +77,9 @@ __all__ = [
     "read_glue",
     "read_text_lines",
     "word_tokens",
+    "HFLlavaCheckpoint",
+    "hf_llava_config",
+    "write_hf_llava",
     "HFLlamaCheckpoint",
     "SafetensorsReader",
     "decode_bf16",

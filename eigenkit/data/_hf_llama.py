@@ -37,6 +37,8 @@ __all__ = [
     "decode_bf16",
     "encode_bf16",
     "hf_llama_config",
+    "llama_config_from_dict",
+    "llama_generic_name",
     "hf_llama_shapes",
     "hf_llama_tokenizer",
     "write_hf_llama",
@@ -204,15 +206,26 @@ def hf_llama_config(path: str | pathlib.Path):
         attention/MLP biases, an activation other than SiLU, a ``head_dim`` other than ``hidden_size / heads``,
         a ``model_type`` other than ``llama``), naming the field.
     """
-    from eigenkit.nn import LlamaConfig, RopeLayout
-
     p = pathlib.Path(path)
     p = p / "config.json" if p.is_dir() else p
     if not p.exists():
         raise MissingDataError(f"{p} not found: pass a Hugging Face LLaMA checkpoint directory with config.json")
-    c = json.loads(p.read_text())
+    return llama_config_from_dict(json.loads(p.read_text()), where=str(p))
+
+
+def llama_config_from_dict(c: dict, *, where: str = "config"):
+    """:class:`eigenkit.nn.LlamaConfig` from a parsed LLaMA ``config.json`` dict (the checks of
+    :func:`hf_llama_config`; ``where`` names the source in error messages)."""
+    from eigenkit.nn import LlamaConfig, RopeLayout
+
+    p = where
     if c.get("model_type", "llama") != "llama":
         raise ValueError(f"{p}: model_type {c.get('model_type')!r} is not supported (only 'llama')")
+    rp = c.get("rope_parameters")  # transformers >= 5 writes {"rope_theta": ..., "rope_type": ...} here
+    if rp:
+        if rp.get("rope_type", "default") != "default":
+            raise ValueError(f"{p}: rope_parameters.rope_type {rp['rope_type']!r} is not implemented (plain RoPE only)")
+        c = {**c, "rope_theta": rp.get("rope_theta", c.get("rope_theta", 10000.0))}
     if c.get("rope_scaling"):
         raise ValueError(f"{p}: rope_scaling {c['rope_scaling']!r} is not implemented (eigenkit.nn.rope has plain "
                          "RoPE only: LLaMA-2 and LLaMA-3(-8B) have rope_scaling null; LLaMA-3.1+ are not supported)")
@@ -257,6 +270,22 @@ def hf_llama_shapes(config) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def llama_generic_name(name: str) -> str:
+    """The generic name (:func:`eigenkit.nn.llama_weights`) of a Hugging Face LLaMA tensor name.
+
+    Example:
+      >>> llama_generic_name("model.layers.3.self_attn.q_proj.weight")
+      'blocks.3.q'
+    """
+    fixed = {"model.embed_tokens.weight": "embed", "model.norm.weight": "norm", "lm_head.weight": "lm_head"}
+    if name in fixed:
+        return fixed[name]
+    parts = name.split(".", 3)
+    if len(parts) != 4 or parts[:2] != ["model", "layers"] or not parts[3].endswith(".weight"):
+        raise ValueError(f"{name!r} is not a LLaMA tensor name")
+    return f"blocks.{parts[2]}.{_BLOCK[parts[3][:-len('.weight')]]}"
+
+
 def write_hf_llama(path: str | pathlib.Path, config, weights: dict, *, bf16: bool = False, shards: int = 1) -> None:
     """Write a Hugging Face LLaMA checkpoint directory: ``config.json`` and the weights (generic names of
     :func:`eigenkit.nn.llama_weights`) as ``model.safetensors`` or, for ``shards > 1``, as
@@ -273,15 +302,7 @@ def write_hf_llama(path: str | pathlib.Path, config, weights: dict, *, bf16: boo
         raise ValueError(f"Hugging Face LLaMA checkpoints use RopeLayout.HALF, got {c.rope_layout}")
     tensors = {}
     for name, shape in hf_llama_shapes(c).items():
-        if name == "model.embed_tokens.weight":
-            key = "embed"
-        elif name == "model.norm.weight":
-            key = "norm"
-        elif name == "lm_head.weight":
-            key = "lm_head"
-        else:
-            _, _, i, rest = name.split(".", 3)
-            key = f"blocks.{i}.{_BLOCK[rest[:-len('.weight')]]}"
+        key = llama_generic_name(name)
         if key not in weights:
             raise ValueError(f"weights has no {key!r} (for {name})")
         arr = np.asarray(weights[key], np.float32)

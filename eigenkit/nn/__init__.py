@@ -11,10 +11,25 @@
 * BERT encoders: :class:`BertEncoder`, :func:`bert_from_weights`, :func:`mean_pool` (MiniLM sentence embeddings,
   used by EigenShield's text experiment);
 * LLaMA-style decoders: :class:`LlamaModel` (RMSNorm, RoPE, grouped-query attention, SwiGLU), weight loading and
-  greedy generation (used by EoRA on SmolLM2).
+  greedy generation (used by EoRA on SmolLM2);
+* vision-language: :class:`ClipVision` (CLIP ViT tower) and :class:`Llava` (LLaVA-1.5: CLIP features, MLP projector,
+  LLaMA decoder; Hugging Face weights via :class:`eigenkit.data.HFLlavaCheckpoint`), used by EigenShield's paper
+  preset.
 """
 
 from eigenkit.nn._bert import BertConfig, BertEncoder, bert_from_weights, mean_pool
+from eigenkit.nn._clip import (
+    CLIP_MEAN,
+    CLIP_STD,
+    ClipVision,
+    ClipVisionConfig,
+    Llava,
+    LlavaConfig,
+    clip_vision_from_weights,
+    llava_from_weights,
+    llava_weights,
+    quick_gelu,
+)
 from eigenkit.nn._cnn import SmallCNN
 from eigenkit.nn._gnn import (
     GINE,
@@ -49,6 +64,16 @@ from eigenkit.nn._resnet import GroupBatchNorm, ResNetD, resnet50d
 # --- more re-exports below (one line per block family) ---
 
 __all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "ClipVision",
+    "ClipVisionConfig",
+    "Llava",
+    "LlavaConfig",
+    "clip_vision_from_weights",
+    "llava_from_weights",
+    "llava_weights",
+    "quick_gelu",
     "GroupBatchNorm",
     "ResNetD",
     "resnet50d",

@@ -221,7 +221,11 @@ def plot_spectrum(fitted, n: int, path: pathlib.Path) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Result:
     """Clean accuracy and ASR of each defence (mean ± std over seeds); writes ``table.md``, ``table.json``,
-    ``spectrum.png``."""
+    ``spectrum.png``. ``config.task == "vlm"`` (the paper preset) runs :mod:`experiments.eigenshield.vlm`."""
+    if config.get("task", "proxy") == "vlm":
+        from experiments.eigenshield import vlm
+
+        return vlm.train_and_evaluate(config, workdir)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     mesh = train.make_mesh()

@@ -1,5 +1,6 @@
-"""EigenShield experiment: the paper preset's own code path on a tiny replica of the Fashion-MNIST idx format
-(``--config.data_root``), with sizes overridden; the PGD attack stays inside its L∞ ball."""
+"""EigenShield image experiment: its code path on a tiny replica
+of the Fashion-MNIST idx format (``--config.data_root``), with sizes overridden; the PGD attack stays inside its L∞
+ball. (The paper preset — LLaVA — is tested in ``tests/experiments/test_eigenshield_paper_preset.py``.)"""
 
 import gzip
 import json
@@ -29,19 +30,20 @@ def _replica(root, n_train=200, n_test=40):
 
 
 @pytest.mark.slow
-def test_paper_preset_runs_on_a_tiny_idx_replica(tmp_path):
+def test_image_experiment_runs_on_a_tiny_idx_replica(tmp_path):
     _replica(tmp_path)
-    args = ["run", "eigenshield", "--preset", "paper", "--workdir", str(tmp_path / "w"), "--results",
+    args = ["run", "eigenshield", "--preset", "cpu", "--config.seeds=(0,)",
+            "--workdir", str(tmp_path / "w"), "--results",
             str(tmp_path / "r"), f"--config.data_root={tmp_path}", "--config.n_train=96", "--config.n_cal=96",
             "--config.n_test=32", "--config.epochs=1", "--config.channels=(4, 8)", "--config.features=8",
             "--config.batch_size=32", "--config.eval_batch_size=32", "--config.pgd_steps=1", "--config.eps=(8,)",
             "--config.n_bootstrap=2", "--config.show_progress=False"]
     assert runner.main(args) == 0
-    row = json.loads((tmp_path / "r" / "paper" / "summary.json").read_text())["rows"][0]
+    row = json.loads((tmp_path / "r" / "cpu" / "summary.json").read_text())["rows"][0]
     assert row["status"] == "ok"
     names = {m["name"] for m in row["metrics"]}
     assert {"eigenshield_clean_accuracy", "pca_asr_adaptive_eps8", "none_asr_nonadaptive_eps8"} <= names
-    assert (tmp_path / "w" / "eigenshield" / "paper" / "spectrum.png").exists()
+    assert (tmp_path / "w" / "eigenshield" / "cpu" / "spectrum.png").exists()
 
 
 def test_pgd_stays_in_the_ball_and_raises_the_loss():
