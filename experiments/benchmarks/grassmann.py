@@ -105,6 +105,7 @@ def main(argv=None) -> int:
     ap.add_argument("--official-src", type=pathlib.Path, default=None)
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads for the official step")
     args = ap.parse_args(argv)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     c, d, k = args.C, args.D, args.k
     key = jax.random.key(0)
     k1, k2, k3 = jax.random.split(key, 3)
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"correctness check failed: {dist}")
     t = {r["name"]: r["step_s"] for r in rows}
     result = {
-        "benchmark": "grassmann_rsgd_step", "C": c, "D": d, "k": k, "dtype": "float32",
+        "benchmark": "grassmann_rsgd_step", "loadavg_before": load_before, "C": c, "D": d, "k": k, "dtype": "float32",
         "platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
         "cpu_count": os.cpu_count(), "rows": rows, "max_grassmann_dist_vs_svd": dist,
         "ratios": {
