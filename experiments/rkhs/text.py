@@ -65,7 +65,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
         alphas=(0.05, 0.15, 0.3, 0.5, 0.7, 0.9), seeds=(0,),
         encoder="bag", objective="spectral", embed_dim=64,  # bert + mlm: the paper's objective (paper preset)
         hidden=128, num_layers=2, num_heads=4, intermediate=256,
-        batch_size=512, num_steps=1500, learning_rate=1e-3, warmup_steps=100, weight_decay=0.01,
+        batch_size=512, num_steps=3000, learning_rate=3e-3, warmup_steps=100, weight_decay=0.01,
         compute_dtype="float32", n_avg=16, embed_batch=512,
         ridges=(1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0), n_ref=8192, kappa_points=256, kappa_masks=8,
         log_every=200, checkpoint_every=0, show_progress=False, data_seed=0, plot=True,
