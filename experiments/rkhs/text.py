@@ -58,7 +58,7 @@ def get_config(preset: str) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict(dict(
         description="spectral-contrastive encoder on masked Austen passages per mask rate, ridge probe of the average "
                     "encoder on the novel label; empirical kappa^2 beside it; baselines bag-of-words, random encoder",
-        expected_runtime="~2 min on 2 CPU cores",
+        expected_runtime="~4-5 min on 2 CPU cores",
         source="austen", corpus="", glue_dir="", tasks=("novel",),
         length=32, vocab_size=2000, n_train_per_class=100, n_val_per_class=50, n_test_per_class=200,
         max_pretrain=0,  # 0: every remaining window
