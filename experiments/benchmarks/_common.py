@@ -20,6 +20,82 @@ def parser(doc: str | None, *, out: str, repeats: int = 5) -> argparse.ArgumentP
     return p
 
 
+def pin_threads(n: int) -> dict:
+    """Limit this process — XLA, NumPy's BLAS and torch — to ``n`` cores; call it **before** JAX creates its CPU
+    backend (before the first array or ``jax.devices()``).
+
+    XLA has no working thread-count flag (``intra_op_parallelism_threads`` in ``XLA_FLAGS`` is not an XLA flag and
+    is ignored); it sizes its thread pool from the process's CPU affinity, so the affinity mask is the one setting
+    that reaches it (jax-ml/jax#1539). The mask is the first ``n`` cores of the current one; ``OMP_NUM_THREADS`` /
+    ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` are set for libraries loaded later, and torch, when imported,
+    gets ``torch.set_num_threads(n)``. Returns :func:`thread_report`'s dict before any measurement.
+
+    Raises:
+      ValueError: ``n`` is not in ``[1, available cores]``.
+      RuntimeError: JAX's CPU backend already exists (its pool would keep the old size).
+    """
+    import sys
+
+    avail = sorted(os.sched_getaffinity(0))
+    if not 1 <= n <= len(avail):
+        raise ValueError(f"threads must be in [1, {len(avail)}] (the cores available to this process), got {n}")
+    jax = sys.modules.get("jax")
+    if jax is not None and _jax_backend_started(jax):
+        raise RuntimeError("pin_threads must run before JAX creates its CPU backend (first array / jax.devices())")
+    os.sched_setaffinity(0, set(avail[:n]))
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    return {"requested": n, "affinity_cores": len(os.sched_getaffinity(0))}
+
+
+def _jax_backend_started(jax) -> bool:
+    try:
+        from jax._src import xla_bridge
+    except ImportError:  # pragma: no cover - private module moved: assume not started
+        return False
+    return bool(getattr(xla_bridge, "_backends", None))
+
+
+def measured_parallelism(fn: Callable[[], object], repeats: int = 3) -> float:
+    """Process CPU time over wall time while running ``fn`` ``repeats`` times: about the number of cores the work
+    really used (≤ the affinity size). Recorded beside each side's thread setting so the JSON proves it."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.process_time() - c0) / max(time.perf_counter() - t0, 1e-9)
+
+
+def check_load(tag: str = "before") -> list[float]:
+    """The load average now; warns on stderr when the 1-minute load exceeds the cores available (a busy machine
+    slows multi-threaded baselines far more than XLA, which inflated earlier ratios several-fold)."""
+    import sys
+
+    load = [round(x, 2) for x in os.getloadavg()]
+    cores = len(os.sched_getaffinity(0))
+    if load[0] > cores:
+        print(f"warning: load average {load[0]} {tag} the run exceeds the {cores} cores: timings are not from an idle "
+              "machine", file=sys.stderr)
+    return load
+
+
+def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, dict[str, float]]:
+    """A/B(/C…) timing in one process: each round calls every function once, in a rotating order, so drift of the
+    machine's state (frequency, other load) hits all sides alike. Returns ``{name: {"median_s", "min_s"}}``."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {k: {"median_s": float(np.median(v)), "min_s": float(np.min(v))} for k, v in times.items()}
+
+
 def median_time(fn: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``repeats`` calls of ``fn`` (which must block until its result is ready, e.g. end in
     ``jax.block_until_ready``)."""

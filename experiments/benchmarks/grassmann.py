@@ -24,7 +24,16 @@ import numpy as np
 import optax
 
 from eigenkit import manifolds as mf
-from experiments.benchmarks._common import median_time, parser, write_result
+from experiments.benchmarks._common import (
+    call_times,
+    check_load,
+    interleaved_times,
+    measured_parallelism,
+    median_time,
+    parser,
+    pin_threads,
+    write_result,
+)
 
 _timeit = median_time
 
@@ -65,7 +74,9 @@ def bench_jax(name, step, p0, m0, g, repeats):
         jax.block_until_ready(holder[0])
 
     run()
-    return {"name": name, "compile_s": compile_s, "step_s": _timeit(run, repeats)}, result
+    times = call_times(run, repeats)
+    return {"name": name, "compile_s": compile_s, "step_s": float(np.median(times)), "step_min_s": float(min(times)),
+            "run": run}, result
 
 
 def bench_official(src: pathlib.Path, p0, m0, g, lr, mu, repeats, threads):
@@ -93,8 +104,9 @@ def bench_official(src: pathlib.Path, p0, m0, g, lr, mu, repeats, threads):
         rsgd.OPT_ITER = 1
         opt.step()
 
-    return {"name": "official_torch_rsgd", "step_s": _timeit(run, repeats), "torch": torch.__version__,
-            "threads": threads}, result
+    times = call_times(run, repeats)
+    return {"name": "official_torch_rsgd", "step_s": float(np.median(times)), "step_min_s": float(min(times)),
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "run": run}, result
 
 
 def main(argv=None) -> int:
@@ -103,9 +115,14 @@ def main(argv=None) -> int:
     ap.add_argument("--D", type=int, default=2048)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--official-src", type=pathlib.Path, default=None)
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads for the official step")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="cores for both sides: XLA through the CPU affinity, torch through set_num_threads "
+                         "(pin_threads; 1 = the single-thread control)")
+    ap.add_argument("--ab-rounds", type=int, default=0,
+                    help="also time ours and the official step interleaved in one process for this many rounds")
     args = ap.parse_args(argv)
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    threads = pin_threads(args.threads)  # before the first jax array: XLA sizes its pool from the affinity
+    load_before = check_load("before")
     c, d, k = args.C, args.D, args.k
     key = jax.random.key(0)
     k1, k2, k3 = jax.random.split(key, 3)
@@ -130,6 +147,20 @@ def main(argv=None) -> int:
                                                args.threads)
         rows.append(row)
 
+    runs = {r.pop("name"): r.pop("run") for r in [dict(x) for x in rows if "run" in x]}
+    for r in rows:
+        r.pop("run", None)
+    threads["jax_measured_parallelism"] = measured_parallelism(runs["rsgd_eigh"])
+    if "official_torch_rsgd" in runs:
+        threads["torch_threads"] = next(r["threads"] for r in rows if r["name"] == "official_torch_rsgd")
+        threads["torch_measured_parallelism"] = measured_parallelism(runs["official_torch_rsgd"])
+    ab = None
+    if args.ab_rounds and "official_torch_rsgd" in runs:
+        ab = interleaved_times({"rsgd_eigh": runs["rsgd_eigh"], "official_torch_rsgd": runs["official_torch_rsgd"]},
+                               args.ab_rounds)
+        ab["official_over_rsgd_median"] = ab["official_torch_rsgd"]["median_s"] / ab["rsgd_eigh"]["median_s"]
+        ab["official_over_rsgd_min"] = ab["official_torch_rsgd"]["min_s"] / ab["rsgd_eigh"]["min_s"]
+
     # correctness: subspaces agree (principal-angle distance, per class, max over classes)
     dist = {}
     ref = jnp.asarray(outs["svd_exp"])
@@ -141,7 +172,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"correctness check failed: {dist}")
     t = {r["name"]: r["step_s"] for r in rows}
     result = {
-        "benchmark": "grassmann_rsgd_step", "loadavg_before": load_before, "C": c, "D": d, "k": k, "dtype": "float32",
+        "benchmark": "grassmann_rsgd_step", "command": "python -m experiments.benchmarks.grassmann "
+        + " ".join(argv if argv is not None else __import__("sys").argv[1:]), "loadavg_before": load_before,
+        "loadavg_after": check_load("after"), "threads": threads, "interleaved_ab": ab,
+        "C": c, "D": d, "k": k, "dtype": "float32",
         "platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
         "cpu_count": os.cpu_count(), "rows": rows, "max_grassmann_dist_vs_svd": dist,
         "ratios": {
