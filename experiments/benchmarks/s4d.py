@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from experiments.benchmarks._common import first_and_median, parser, peak_rss_mb, rss_mb, write_result
+from experiments.benchmarks._common import first_and_median, parser, peak_rss_mb, pin_threads, rss_mb, write_result
 
 QUICK = {"H": 16, "N": 8, "L": 128, "batch": 4, "repeats": 2, "matmul_size": 256}  # batch: a multiple of 4
 
@@ -51,8 +51,10 @@ def kernel_flops(H: int, N: int, L: int, *, with_vjp: bool = False) -> int:
 
 
 def _set_xla_threads(threads: int) -> None:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}")
+    """Pin this worker to ``threads`` cores before JAX starts (``_common.pin_threads``: the CPU affinity is what XLA's
+    pool obeys; the ``intra_op_parallelism_threads=`` this used to append to ``XLA_FLAGS`` is not an XLA flag and was
+    silently ignored, so JAX used every core)."""
+    pin_threads(threads)
 
 
 def worker_matmul(args) -> dict:
@@ -149,7 +151,7 @@ def worker_jax(args) -> dict:
 def worker_torch(args) -> dict:
     import torch
 
-    torch.set_num_threads(args.threads)
+    pin_threads(args.threads)  # affinity + torch.set_num_threads, as the JAX workers
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
     from experiments.s4d.make_parity_fixtures import import_official
 
