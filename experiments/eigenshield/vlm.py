@@ -74,8 +74,9 @@ def read_lines(path: str, what: str) -> list[str]:
 
 
 def load_images(image_dir: str, size: int, n: int) -> np.ndarray:
-    """The first ``n`` images (sorted paths, recursive) of ``image_dir``: shorter side resized to ``size``, central
-    crop; uint8 ``(n, size, size, 3)``."""
+    """The first ``n`` images (sorted paths, recursive) of ``image_dir``: shorter side resized to ``size`` (bilinear;
+    the Hugging Face CLIP processor uses bicubic — a documented deviation), central crop; uint8
+    ``(n, size, size, 3)``."""
     root = pathlib.Path(image_dir)
     if not image_dir or not root.is_dir():
         raise data.MissingDataError(f"config.image_dir must be a folder of images (JPEG/PNG, searched recursively), "
