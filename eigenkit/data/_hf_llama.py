@@ -270,6 +270,16 @@ def hf_llama_shapes(config) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def checked_weight(weights: dict, key: str, shape: tuple[int, ...], where: str = "") -> np.ndarray:
+    """``weights[key]`` as float32, checked to exist and to have ``shape`` (the writers' one validation)."""
+    if key not in weights:
+        raise ValueError(f"weights has no {key!r}{where}")
+    arr = np.asarray(weights[key], np.float32)
+    if arr.shape != shape:
+        raise ValueError(f"weight {key}{where} has shape {arr.shape}, expected {shape}")
+    return arr
+
+
 def llama_generic_name(name: str) -> str:
     """The generic name (:func:`eigenkit.nn.llama_weights`) of a Hugging Face LLaMA tensor name.
 
@@ -302,13 +312,7 @@ def write_hf_llama(path: str | pathlib.Path, config, weights: dict, *, bf16: boo
         raise ValueError(f"Hugging Face LLaMA checkpoints use RopeLayout.HALF, got {c.rope_layout}")
     tensors = {}
     for name, shape in hf_llama_shapes(c).items():
-        key = llama_generic_name(name)
-        if key not in weights:
-            raise ValueError(f"weights has no {key!r} (for {name})")
-        arr = np.asarray(weights[key], np.float32)
-        if arr.shape != shape:
-            raise ValueError(f"weight {key} ({name}) has shape {arr.shape}, expected {shape}")
-        tensors[name] = arr
+        tensors[name] = checked_weight(weights, llama_generic_name(name), shape, f" ({name})")
     p = pathlib.Path(path)
     p.mkdir(parents=True, exist_ok=True)
     (p / "config.json").write_text(json.dumps({

@@ -28,6 +28,7 @@ import numpy as np
 from eigenkit.data._common import MissingDataError
 from eigenkit.data._hf_llama import (
     SafetensorsReader,
+    checked_weight,
     hf_llama_shapes,
     hf_llama_tokenizer,
     llama_config_from_dict,
@@ -192,13 +193,7 @@ def write_hf_llava(path: str | pathlib.Path, config, weights: dict, *, layout: s
     for n, shape in _generic_names(config).items():
         if n == "lm.lm_head.weight" and t.tie_embeddings:
             continue
-        g = _to_generic(n)
-        if g not in weights:
-            raise ValueError(f"weights has no {g!r}")
-        arr = np.asarray(weights[g], np.float32)
-        if arr.shape != shape:
-            raise ValueError(f"weight {g} has shape {arr.shape}, expected {shape}")
-        tensors[_to_hf(n, layout)] = arr
+        tensors[_to_hf(n, layout)] = checked_weight(weights, _to_generic(n), shape)
     p = pathlib.Path(path)
     p.mkdir(parents=True, exist_ok=True)
     (p / "config.json").write_text(json.dumps({
