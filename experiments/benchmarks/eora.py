@@ -38,7 +38,7 @@ import types
 
 import numpy as np
 
-from experiments.benchmarks._common import first_and_median, machine_info, parser, write_result
+from experiments.benchmarks._common import check_load, first_and_median, parser, pin_threads, write_result
 
 
 def _official(src: pathlib.Path):
@@ -193,22 +193,20 @@ def _reference_ba(delta, cov, rank):
 def main(argv=None) -> int:
     ap = parser(__doc__, out="experiments/benchmarks/results/eora.json")
     ap.add_argument("--official-src", type=pathlib.Path, required=True)
-    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: the core count, "
-                    "which is what XLA's CPU backend uses)")
-    ap.add_argument("--allow-thread-mismatch", action="store_true")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                    help="cores for both sides (pin_threads: XLA via the CPU affinity, torch via set_num_threads; "
+                         "default all available; 1 = the single-thread control)")
     ap.add_argument("--d-out", type=int, default=1536)
     ap.add_argument("--d-in", type=int, default=576)
     ap.add_argument("--sequences", type=int, default=64)
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--rank", type=int, default=64)
     args = ap.parse_args(argv)
-    if args.threads != os.cpu_count() and not args.allow_thread_mismatch:
-        raise SystemExit(f"--threads {args.threads} differs from the {os.cpu_count()} cores XLA uses; pass "
-                         "--allow-thread-mismatch to time anyway")
+    threads = pin_threads(args.threads)  # before JAX's backend starts: both sides get the same cores
     import jax
 
     jax.config.update("jax_enable_x64", True)  # float64 eigendecomposition available, as in the experiment
-    load_before = machine_info()["loadavg"]
+    load_before = check_load("before")
     x, w = _data(args.d_out, args.d_in, args.sequences, args.seq_len)
     off, ref = bench_official(args.official_src.resolve(), x, w, args.rank, args.repeats, args.threads)
     ours, got = bench_ours(x, w, ref["w_c"], ref["hessian"], args.rank, args.repeats)
@@ -228,14 +226,16 @@ def main(argv=None) -> int:
         "benchmark": "eora_layer", "shape": {"d_out": args.d_out, "d_in": args.d_in, "sequences": args.sequences,
                                              "seq_len": args.seq_len, "rank": args.rank},
         "dtype": "float32 (eigendecompositions float64 on both sides; ours also float32)",
-        "threads": {"torch": args.threads, "xla": os.cpu_count()}, "official": off, "ours": ours, "checks": checks,
+        "threads": {**threads, "torch": off["threads"]}, "official": off, "ours": ours, "checks": checks,
         "ratios_official_over_ours": {
             "covariance": off["covariance_s"] / ours["covariance_s"],
             "factors_f64": off["factors_s"] / ours["factors_f64_s"],
             "factors_f32": off["factors_s"] / ours["factors_f32_s"],
             "gptq3": off["gptq3_s"] / ours["gptq3_s"],
         },
-        "loadavg_before": load_before, "repeats": args.repeats, "python": sys.version.split()[0],
+        "loadavg_before": load_before, "loadavg_after": check_load("after"),
+        "command": "python -m experiments.benchmarks.eora " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "repeats": args.repeats, "python": sys.version.split()[0],
     }
     write_result(result, args.out)
     return 0
