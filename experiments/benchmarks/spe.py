@@ -58,11 +58,12 @@ Timed (each workload in its own subprocess, so its peak-RSS increase is its own:
 
 Per row: ``compile_s`` (ours), ``first_call_s``, ``steady_s`` (median of ``--repeats``), ``steady_cpu_s`` (process
 CPU time, all threads), ``graphs_per_s``, ``peak_rss_increase_mb`` (ours also after compilation alone, and XLA's
-temp-buffer estimate); ratios official / ours (> 1: ours faster / smaller). float32 on both sides. Threads: XLA's
-CPU backend uses every core, so torch gets ``--threads`` = the core count by default (a different value is refused
-unless ``--allow-thread-mismatch``). **Timings need an idle machine**: the load average is recorded before the run
-(``machine_before``) and at the end (``machine_at_write``); compare only runs made on an idle machine (on a loaded
-2-core machine multi-threaded torch degrades by orders of magnitude: its threads wait for each other at every op).
+temp-buffer estimate); ratios official / ours (> 1: ours faster / smaller). float32 on both sides. Threads: every
+worker is pinned to ``--threads`` cores (default all available) with ``_common.pin_threads`` — the CPU affinity for
+XLA, ``set_num_threads`` for torch — so both sides get the same cores. **Timings need an idle machine**: the load
+average is recorded before the run (``machine_before``) and at the end (``machine_at_write``); compare only runs made
+on an idle machine (on a loaded 2-core machine multi-threaded torch degrades by orders of magnitude: its threads wait
+for each other at every op).
 ``--quick`` (16 graphs of 8–12 nodes, width 16, 4 φ nets, 2 ρ / 2 GINE layers, 2 repeats) checks the script end to
 end; its timings mean nothing. Without ``--official-src`` only the eigenkit rows run (no check).
 """
@@ -84,7 +85,16 @@ import types
 
 import numpy as np
 
-from experiments.benchmarks._common import first_and_median, machine_info, parser, peak_rss_mb, rss_mb, write_result
+from experiments.benchmarks._common import (
+    check_load,
+    first_and_median,
+    machine_info,
+    parser,
+    peak_rss_mb,
+    pin_threads,
+    rss_mb,
+    write_result,
+)
 
 ZINC_CONFIG = "configs/zinc/SPE_gine_gin_mlp_pe37.yaml"
 PINNED_COMMIT = "22b10033564119f5296bf76d2c012489ef2b4aac"
@@ -703,9 +713,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pyg-path", default=None, help="extra sys.path entry holding torch_geometric")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (see the docstring); timings mean nothing")
     ap.add_argument("--check-only", action="store_true", help="run the correctness check, time nothing")
-    ap.add_argument("--threads", type=int, default=os.cpu_count(),
-                    help="torch intra-op threads (default: the core count, as XLA's CPU backend uses all cores)")
-    ap.add_argument("--allow-thread-mismatch", action="store_true")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                    help="cores of every worker, both sides (pin_threads: XLA via the CPU affinity, torch via "
+                         "set_num_threads; default all available; 1 = the single-thread control)")
     ap.add_argument("--platform", default="cpu", help="JAX_PLATFORMS of the workers ('' = jax's default)")
     ap.add_argument("--seed", type=int, default=0)
     for k, v in FULL.items():
@@ -714,6 +724,7 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
+        pin_threads(args.threads)  # before JAX's backend (or torch's pool) starts in this worker
         fn = {"check": worker_check, "official_model": worker_official, "official_spectra": worker_official}.get(
             args.worker, worker_ours)
         print("RESULT " + json.dumps(fn(args)))
@@ -721,14 +732,12 @@ def main(argv=None) -> int:
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
-    if args.threads != os.cpu_count() and not args.allow_thread_mismatch:
-        raise SystemExit(f"--threads {args.threads} differs from the {os.cpu_count()} cores XLA uses; pass "
-                         "--allow-thread-mismatch to time anyway")
     if args.min_nodes > args.max_nodes or args.min_nodes < 2:
         raise SystemExit(f"need 2 <= --min-nodes <= --max-nodes, got {args.min_nodes}, {args.max_nodes}")
     if args.official_src:
         args.official_src = str(pathlib.Path(args.official_src).resolve())
     before = machine_info()
+    check_load("before")
     tmp = tempfile.mkdtemp(prefix="bench_spe_")
     args.weights = os.path.join(tmp, "official_state_dict.npz")
     try:
@@ -754,7 +763,8 @@ def main(argv=None) -> int:
         "benchmark": "spe", "command": " ".join(["python -m experiments.benchmarks.spe", *(argv or sys.argv[1:])]),
         "quick": args.quick, "sizes": sizes, "graphs": _graph_stats(graphs), "repeats": args.repeats,
         "seed": args.seed, "dtype": "float32", "machine_before": before,
-        "threads": {"torch": args.threads, "xla": os.cpu_count(), "cpu_count": os.cpu_count()},
+        "threads": {"pinned_cores_both_sides": args.threads, "cpu_count": os.cpu_count()},
+        "loadavg_after": check_load("after"),
         "official": None if check is None else check.get("official"),
         "check": None if check is None else {k: v for k, v in check.items() if k != "official"},
         "rows": rows, "ratios": _ratios(rows),
