@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from eigenkit import linalg as la
-from experiments.benchmarks._common import write_result
+from experiments.benchmarks._common import check_load, pin_threads, write_result
 
 
 def timed(fn, *args, repeats: int, slow_s: float = 5.0):
@@ -143,13 +143,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sections", default="abc", help="subset of a, b, c")
+    parser.add_argument("--threads", type=int, default=2, help="cores for XLA and NumPy/SciPy (pin_threads)")
     args = parser.parse_args(argv)
+    threads = pin_threads(args.threads)  # before the first jax array
+    load_before = check_load("before")
     m, n, dim, n_graphs = (512, 128, 256, 50) if args.quick else (4096, 1024, 4096, 1000)
     result = {
         "command": "python -m experiments.benchmarks.spectra " + " ".join(argv if argv is not None else []),
         "quick": args.quick, "repeats": args.repeats, "jax": jax.__version__,
         "backend": jax.default_backend(), "device": str(jax.devices()[0]), "cpu_count": os.cpu_count(),
-        "platform": platform.platform(), "sections": {},
+        "platform": platform.platform(), "threads": threads, "loadavg_before": load_before, "sections": {},
     }
     if "a" in args.sections:
         result["sections"]["a_randomized_svd"] = bench_randomized_svd(m, n, 16, args.repeats)
@@ -163,6 +166,7 @@ def main(argv=None) -> dict:
             if key.startswith("ratio"):
                 ratios[f"{name}.{key}"] = val
     result["ratios"] = ratios
+    result["loadavg_after"] = check_load("after")
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_result(json.loads(json.dumps(result, default=str)), out)
