@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from experiments.benchmarks._common import first_and_median, machine_info, parser, write_result
+from experiments.benchmarks._common import check_load, first_and_median, parser, pin_threads, write_result
 
 QUICK = {"n": 1000, "d": 64, "max_rank": 8, "bootstrap": 4, "batch": 256, "repeats": 2}
 
@@ -180,13 +180,15 @@ def main(argv=None) -> int:
     ap.add_argument("--bootstrap", type=int, default=20)
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--alpha", type=float, default=0.25, help="quantile level (0.25: with 16 spikes, 3 are dropped)")
+    ap.add_argument("--threads", type=int, default=2, help="cores for XLA and NumPy's BLAS/LAPACK (pin_threads)")
     args = ap.parse_args(argv)
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
+    threads = pin_threads(args.threads)  # before the first jax array
     import jax
 
-    load_before = machine_info()["loadavg"]
+    load_before = check_load("before")
     e, x = make_data(args.n, args.d, args.batch)
     ours, st, y_ours, indices = bench_ours(e, x, args.max_rank, args.bootstrap, args.alpha, args.repeats)
     ref = numpy_fit(e.astype(np.float64), args.max_rank, args.bootstrap, args.alpha, indices=indices)
@@ -208,7 +210,10 @@ def main(argv=None) -> int:
             "transform_f64": np64["transform_s"] / ours["transform_s"],
         },
         "jax": jax.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count(),
-        "loadavg_before": load_before, "repeats": args.repeats, "python": sys.version.split()[0],
+        "loadavg_before": load_before, "loadavg_after": check_load("after"), "threads": threads,
+        "command": "python -m experiments.benchmarks.eigenshield "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "repeats": args.repeats, "python": sys.version.split()[0],
     }
     write_result(result, args.out)
     return 0
