@@ -19,6 +19,7 @@ GFLOP/s under the analytic flop count of :func:`kernel_flops` and that as a frac
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pathlib
@@ -26,7 +27,15 @@ import subprocess
 import sys
 import time
 
-from experiments.benchmarks._common import first_and_median, parser, peak_rss_mb, pin_threads, rss_mb, write_result
+from experiments.benchmarks._common import (
+    check_load,
+    first_and_median,
+    parser,
+    peak_rss_mb,
+    pin_threads,
+    rss_mb,
+    write_result,
+)
 
 QUICK = {"H": 16, "N": 8, "L": 128, "batch": 4, "repeats": 2, "matmul_size": 256}  # batch: a multiple of 4
 
@@ -149,6 +158,7 @@ def worker_jax(args) -> dict:
 
 
 def worker_torch(args) -> dict:
+    import numpy as np
     import torch
 
     pin_threads(args.threads)  # affinity + torch.set_num_threads, as the JAX workers
@@ -162,7 +172,10 @@ def worker_torch(args) -> dict:
     base = rss_mb()
     if args.case in ("kernel", "kernel_grad"):
         kern = s4d.S4DKernel(H, N=N)
-        g = torch.randn(H, L)
+        if args.check:
+            return {**out, "check_vs_eigenkit": _check_official_kernel(kern, H, N, L, args.case == "kernel_grad")}
+        g = torch.from_numpy(np.asarray(_load_eigenkit_params(kern, H, N, L)[3]))
+        base = rss_mb()  # after the parameter loading (which starts JAX): the timed work's own increase below
 
         def run():
             if args.case == "kernel":
@@ -184,6 +197,70 @@ def worker_torch(args) -> dict:
     first, steady = first_and_median(run, args.repeats)
     out.update(first_call_s=first, steady_s=steady, peak_rss_increase_mb=peak_rss_mb() - base)
     return out
+
+
+def _load_eigenkit_params(kern, H: int, N: int, L: int):
+    """Give the official ``S4DKernel`` eigenkit's parameters of the JAX workers (same ``diag_init`` / ``init_C`` /
+    ``init_log_dt`` seeds), so both sides time the same kernel; returns ``(A, C, dt, g)`` as JAX arrays (``g``: the
+    cotangent of the VJP case)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+
+    from eigenkit import ssm
+
+    A, _ = ssm.diag_init(ssm.Init.LIN, N)
+    A = jnp.broadcast_to(A, (H, N // 2))
+    C = ssm.init_C((H, N // 2), key=jax.random.key(0))
+    dt = jnp.exp(ssm.init_log_dt((H,), key=jax.random.key(1)))
+    g = jax.random.normal(jax.random.key(2), (H, L), jnp.float32)
+    a_np, c_np, dt_np = (np.asarray(x) for x in (A, C, dt))
+    with torch.no_grad():
+        kern.log_dt.copy_(torch.from_numpy(np.log(dt_np).astype(np.float32)))
+        kern.C.copy_(torch.view_as_real(torch.from_numpy(c_np.astype(np.complex64))))
+        kern.log_A_real.copy_(torch.from_numpy(np.log(-a_np.real).astype(np.float32)))
+        kern.A_imag.copy_(torch.from_numpy(a_np.imag.astype(np.float32)))
+    return A, C, dt, g
+
+
+def _check_official_kernel(kern, H: int, N: int, L: int, grad: bool) -> dict:
+    """Correctness before timing (its own worker, so its memory is not charged to the timed run): the official
+    ``S4DKernel`` on eigenkit's parameters against ``eigenkit.ssm.ssm_kernel`` (chunked) — the kernel, and with
+    ``grad`` the VJP of ``sum(K · g)`` w.r.t. C and log dt."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+
+    from eigenkit import ssm
+
+    A, C, dt, g = _load_eigenkit_params(kern, H, N, L)
+
+    def ours(A, C, dt):
+        return ssm.ssm_kernel(A, None, C, dt, L, method=ssm.KernelMethod.CHUNKED)
+
+    k_ours = np.asarray(ours(A, C, dt))
+    with torch.no_grad():
+        k_off = kern(L).numpy()
+    res = {"kernel_max_rel_diff": float(np.max(np.abs(k_off - k_ours)) / np.max(np.abs(k_ours)))}
+    ok = res["kernel_max_rel_diff"] < 1e-4
+    if grad:
+        gt = torch.from_numpy(np.asarray(g))
+        kern.zero_grad(set_to_none=True)
+        (kern(L) * gt).sum().backward()
+        dc_off = torch.view_as_complex(kern.C.grad).numpy()
+        dre, dim = jax.grad(lambda cr, ci: jnp.sum(ours(A, cr + 1j * ci, dt) * g), argnums=(0, 1))(C.real, C.imag)
+        dc = np.asarray(dre) + 1j * np.asarray(dim)
+        ddt_off = kern.log_dt.grad.numpy()
+        ddt = np.asarray(jax.grad(lambda ld: jnp.sum(ours(A, C, jnp.exp(ld)) * g))(jnp.log(dt)))
+        res["grad_C_max_rel_diff"] = float(np.max(np.abs(dc_off - dc)) / np.max(np.abs(dc)))
+        res["grad_log_dt_max_rel_diff"] = float(np.max(np.abs(ddt_off - ddt)) / np.max(np.abs(ddt)))
+        ok &= res["grad_C_max_rel_diff"] < 1e-3 and res["grad_log_dt_max_rel_diff"] < 1e-3
+    res["passed"] = bool(ok)
+    if not ok:
+        raise SystemExit(f"official S4DKernel disagrees with eigenkit on the same parameters: {res}")
+    return res
 
 
 def _run_worker(common: list[str], extra: list[str]) -> dict:
@@ -226,6 +303,7 @@ def main(argv=None):
     ap.add_argument("--method", default="chunked")
     ap.add_argument("--case", default="kernel")
     ap.add_argument("--batch-chunks", type=int, default=1, help="S4D layer batch_chunks (layer case)")
+    ap.add_argument("--check", action="store_true", help=argparse.SUPPRESS)  # torch worker: correctness only
     args = ap.parse_args(argv)
     if args.quick:
         for k, v in QUICK.items():
@@ -236,6 +314,7 @@ def main(argv=None):
         return
     common = ["--H", str(args.H), "--N", str(args.N), "--L", str(args.L), "--batch", str(args.batch),
               "--threads", str(args.threads), "--repeats", str(args.repeats), "--matmul-size", str(args.matmul_size)]
+    load_before = check_load("before")
     matmul = _run_worker(common, ["--worker", "matmul"])
     peak = matmul.get("gflop_per_s")
     results = []
@@ -244,13 +323,23 @@ def main(argv=None):
                 "eigenkit_chunked": ["--worker", "jax", "--method", "chunked"]}
         if case == "layer":  # plus the rematerialised batch-chunked layer (activation memory / 4)
             runs["eigenkit_chunked_bc4"] = ["--worker", "jax", "--method", "chunked", "--batch-chunks", "4"]
+        row = {"case": case}
         if args.official_src:
             runs["official_torch"] = ["--worker", "torch", "--official-src", args.official_src]
-        row = {"case": case}
+            if case != "layer":  # correctness first, in its own process (the layer is pinned by the parity fixtures)
+                chk = _run_worker(common, ["--case", case, *runs["official_torch"], "--check"])
+                if "error" in chk:
+                    raise SystemExit(f"{case}: official vs eigenkit check failed:\n{chk['error']}")
+                row["check_official_vs_eigenkit"] = chk["check_vs_eigenkit"]
         for name, r in runs.items():
             res = _run_worker(common, ["--case", case, *r])
+            if "error" in res:  # correctness first: a failed worker (or a failed official check) stops the run
+                raise SystemExit(f"{case}/{name} failed:\n{res['error']}")
             _add_roofline(res, case, args, peak)
             row[name] = res
+        o, nv = row.get("official_torch", {}), row.get("eigenkit_naive", {})
+        if "steady_s" in o and "steady_s" in nv:  # same algorithm (materialised Vandermonde): the framework's share
+            row["speedup_naive_vs_official_torch"] = o["steady_s"] / nv["steady_s"]
         for mine in ("eigenkit_chunked", "eigenkit_chunked_bc4"):
             ch = row.get(mine, {})
             short = mine.removeprefix("eigenkit_")
@@ -262,7 +351,11 @@ def main(argv=None):
                     row[f"rss_ratio_{other}_over_{short}"] = o["peak_rss_increase_mb"] / ch["peak_rss_increase_mb"]
         results.append(row)
     meta = {"H": args.H, "N": args.N, "L": args.L, "batch": args.batch, "threads": args.threads, "quick": args.quick,
-            "dtype": "float32", "nproc": os.cpu_count(), "loadavg_at_end": os.getloadavg(),
+            "dtype": "float32", "nproc": os.cpu_count(), "loadavg_before": load_before,
+            "loadavg_at_end": check_load("after"), "threads_pinned": "every worker: _common.pin_threads(--threads)",
+            "command": "python -m experiments.benchmarks.s4d " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "ratios": "speedup_naive_vs_official_torch: same algorithm (JAX vs torch); speedup_chunked_vs_eigenkit_"
+                      "naive: the algorithm (chunked Vandermonde GEMM vs materialised); chunked_vs_official: both",
             "flop_count": "kernel 2·H·N·L, kernel + VJP 6·H·N·L (kernel_flops); matmul 2·M³"}
     write_result({"meta": meta, "matmul_peak": matmul, "results": results}, args.out)
     summary = {r["case"]: {k: v for k, v in r.items() if k.startswith(("speedup", "rss_ratio"))} for r in results}
