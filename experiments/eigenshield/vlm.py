@@ -159,13 +159,15 @@ def make_fns(model, prefix: np.ndarray):
 
     def greedy(state, images, suffix, plen, n_gen: int):
         """Undefended greedy answer: writes ``n_gen`` tokens after each prompt part (full re-forward per token)."""
-        for j in range(n_gen):
+        cols = jnp.arange(suffix.shape[1], dtype=plen.dtype)[None]
+
+        def body(j, suffix):  # a loop, not an unrolled Python for: one model trace whatever n_gen is
             lg = suffix_logits(state, None, images, suffix)
-            pos = plen + j  # suffix_logits[:, k] predicts suffix position k
+            pos = plen + j.astype(plen.dtype)  # suffix_logits[:, k] predicts suffix position k
             nxt = jnp.argmax(jnp.take_along_axis(lg, pos[:, None, None], 1)[:, 0], -1).astype(suffix.dtype)
-            suffix = jnp.where(jnp.arange(suffix.shape[1], dtype=plen.dtype)[None] == (plen + j)[:, None], nxt[:, None],
-                               suffix)
-        return suffix
+            return jnp.where(cols == pos[:, None], nxt[:, None], suffix)
+
+        return jax.lax.fori_loop(0, n_gen, body, suffix)
 
     def agreement(state, defence, images, suffix, gmask):
         lg = suffix_logits(state, defence, images, suffix)
@@ -178,11 +180,12 @@ def make_fns(model, prefix: np.ndarray):
         def loss(x):
             return jnp.sum(target_stats(state, defence, x, suffix, tmask)[0])
 
-        x = jnp.clip(images + jax.random.uniform(key, images.shape, images.dtype, -eps, eps), 0.0, 1.0)
-        for _ in range(steps):
+        def body(_, x):  # lax loop: one forward+backward trace of the 7B model, not `steps` unrolled copies
             g = jax.grad(loss)(x)
-            x = jnp.clip(jnp.clip(x - step * jnp.sign(g), images - eps, images + eps), 0.0, 1.0)
-        return x
+            return jnp.clip(jnp.clip(x - step * jnp.sign(g), images - eps, images + eps), 0.0, 1.0)
+
+        x = jnp.clip(images + jax.random.uniform(key, images.shape, images.dtype, -eps, eps), 0.0, 1.0)
+        return jax.lax.fori_loop(0, steps, body, x)
 
     return (jax.jit(image_tokens), jax.jit(target_stats), jax.jit(greedy, static_argnames="n_gen"),
             jax.jit(agreement), jax.jit(pgd, static_argnames="steps"))
