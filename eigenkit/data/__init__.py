@@ -3,7 +3,7 @@
 See ``../shared/DATA.md`` in the developer docs for the sources that work offline.
 """
 
-from eigenkit.data._cifar import CIFAR10_CLASSES, cifar10, cifar10_write_batch
+from eigenkit.data._cifar import CIFAR10_CLASSES, cifar10, cifar10_write_batch, cifar100, cifar100_write
 from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
 from eigenkit.data._hf_llama import (
     HFLlamaCheckpoint,
@@ -100,6 +100,8 @@ __all__ = [
     "CIFAR10_CLASSES",
     "cifar10",
     "cifar10_write_batch",
+    "cifar100",
+    "cifar100_write",
     "LISTOPS_VOCAB",
     "listops",
     "listops_encode",

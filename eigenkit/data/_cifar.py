@@ -142,3 +142,68 @@ def cifar10_write_batch(path: str | os.PathLike, images: np.ndarray, labels, *, 
          b"filenames": [f"img_{i}.png".encode() for i in range(len(images))]}
     with open(path, "wb") as f:
         pickle.dump(d, f, protocol=2)
+
+
+_URL100 = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+CIFAR100_FILES = {"train": "train", "test": "test"}
+
+
+def cifar100(split: str = "train", *, root: str | os.PathLike | None = None,
+             label_mode: str = "fine") -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-100 images with its 100 fine or 20 coarse ("CIFAR-20", the clustering literature's) labels, from the
+    python pickle directory ``cifar-100-python`` (files ``train``, ``test``, ``meta``; each a dict with ``b"data"``
+    uint8 ``(n, 3072)``, ``b"fine_labels"`` and ``b"coarse_labels"``), read with the restricted unpickler.
+
+    Args:
+      split: ``"train"`` (50,000) or ``"test"`` (10,000).
+      root: the ``cifar-100-python`` directory; default ``$EIGENKIT_CIFAR100``.
+      label_mode: ``"fine"`` (0..99) or ``"coarse"`` (0..19, the superclasses).
+
+    Returns:
+      ``images`` uint8 ``(n, 32, 32, 3)`` and ``labels`` int32 ``(n,)``.
+
+    Raises:
+      MissingDataError: no directory given, or the split's file is missing.
+      ValueError: unknown split / label_mode, or a malformed file.
+    """
+    if split not in CIFAR100_FILES:
+        raise ValueError(f"split must be one of {sorted(CIFAR100_FILES)}, got {split!r}")
+    if label_mode not in ("fine", "coarse"):
+        raise ValueError(f"label_mode must be 'fine' or 'coarse', got {label_mode!r}")
+    env = os.environ.get("EIGENKIT_CIFAR100")
+    if not root and not env:
+        raise MissingDataError(
+            "CIFAR-100: no directory given. Pass root= (config.data_dir in the experiments) or set EIGENKIT_CIFAR100 "
+            f"to the cifar-100-python folder holding train, test and meta; get it with: curl -O {_URL100} && "
+            "tar xzf cifar-100-python.tar.gz")
+    root = pathlib.Path(root or env)
+    path = root / CIFAR100_FILES[split]
+    if not path.is_file():
+        raise MissingDataError(f"CIFAR-100 not found: {path} is missing (point root at the cifar-100-python folder "
+                               f"from {_URL100}, the *python* version)")
+    d = read_restricted_pickle(path)
+    key = b"fine_labels" if label_mode == "fine" else b"coarse_labels"
+    if not isinstance(d, dict) or b"data" not in d or key not in d:
+        raise ValueError(f"{path} is not a CIFAR-100 python file (a dict with b'data' and {key!r})")
+    data = np.asarray(d[b"data"])
+    labels = np.asarray(d[key], dtype=np.int64)
+    top = 100 if label_mode == "fine" else 20
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ValueError(f"{path}: b'data' must be uint8 (n, 3072), got {data.dtype} {data.shape}")
+    if labels.shape != (data.shape[0],) or labels.min(initial=0) < 0 or labels.max(initial=0) >= top:
+        raise ValueError(f"{path}: {key!r} must be {data.shape[0]} ints in 0..{top - 1}, got shape {labels.shape}")
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels.astype(np.int32)
+
+
+def cifar100_write(path: str | os.PathLike, images: np.ndarray, fine_labels, coarse_labels) -> None:
+    """Write a CIFAR-100 python file (``train`` / ``test`` layout, pickle protocol 2) — for tests and replicas."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
+        raise ValueError(f"images must be uint8 (n, 32, 32, 3), got {images.dtype} {images.shape}")
+    data = np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(len(images), 3072))
+    d = {b"filenames": [f"img_{i}.png".encode() for i in range(len(images))], b"batch_label": b"batch",
+         b"fine_labels": [int(v) for v in fine_labels], b"coarse_labels": [int(v) for v in coarse_labels],
+         b"data": data}
+    with open(path, "wb") as f:
+        pickle.dump(d, f, protocol=2)

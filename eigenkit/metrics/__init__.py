@@ -1,10 +1,29 @@
 """Evaluation metrics and probes shared by the experiments (host-side NumPy; one place for every method).
 
 Representation quality: :func:`linear_probe` (the frozen-feature transfer protocol of GCR, RKHS SSL, MLC) and
-:func:`intra_class_variability` (Kornblith et al. 2021). New methods add their evaluation here (Hungarian ACC/NMI,
-ADE/FDE, PSNR/SSIM, relative L2) rather than inside one method.
+:func:`intra_class_variability` (Kornblith et al. 2021). Clustering (MLC): :func:`clustering_accuracy` (Hungarian
+ACC), :func:`normalized_mutual_info`, :func:`spectral_clustering`, :func:`kmeans`, :func:`knn_affinity`,
+:func:`numerical_rank`. New methods add their evaluation here (ADE/FDE, PSNR/SSIM, relative L2) rather than inside
+one method.
 """
 
+from eigenkit.metrics._clustering import (
+    clustering_accuracy,
+    kmeans,
+    knn_affinity,
+    normalized_mutual_info,
+    numerical_rank,
+    spectral_clustering,
+)
 from eigenkit.metrics._probe import intra_class_variability, linear_probe
 
-__all__ = ["intra_class_variability", "linear_probe"]
+__all__ = [
+    "clustering_accuracy",
+    "intra_class_variability",
+    "kmeans",
+    "knn_affinity",
+    "linear_probe",
+    "normalized_mutual_info",
+    "numerical_rank",
+    "spectral_clustering",
+]

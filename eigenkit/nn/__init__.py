@@ -8,6 +8,7 @@
   checkpointed layers);
 * image backbones: :class:`SmallCNN`, :class:`ResNetD` / :func:`resnet50d` (ResNet-D: deep stem, average-pool
   shortcut; 25.58M parameters for ResNet-50-D) with :class:`GroupBatchNorm` (per-device-style BN statistics);
+  :class:`CifarResNet` / :func:`resnet18_cifar` (3×3 stem, BasicBlocks; MLC's backbone);
 * BERT encoders: :class:`BertEncoder`, :func:`bert_from_weights`, :func:`mean_pool` (MiniLM sentence embeddings,
   used by EigenShield's text experiment);
 * LLaMA-style decoders: :class:`LlamaModel` (RMSNorm, RoPE, grouped-query attention, SwiGLU), weight loading and
@@ -59,7 +60,7 @@ from eigenkit.nn._llama import (
 from eigenkit.nn._mlp import MLP, torch_linear_init
 from eigenkit.nn._norm import MaskedBatchNorm
 from eigenkit.nn._remat import remat_sequential
-from eigenkit.nn._resnet import GroupBatchNorm, ResNetD, resnet50d
+from eigenkit.nn._resnet import BasicBlock, CifarResNet, GroupBatchNorm, ResNetD, resnet18_cifar, resnet50d
 
 # --- more re-exports below (one line per block family) ---
 
@@ -76,6 +77,9 @@ __all__ = [
     "quick_gelu",
     "GroupBatchNorm",
     "ResNetD",
+    "BasicBlock",
+    "CifarResNet",
+    "resnet18_cifar",
     "resnet50d",
     "BertConfig",
     "BertEncoder",

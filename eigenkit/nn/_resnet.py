@@ -31,9 +31,10 @@ from flax import nnx
 if TYPE_CHECKING:
     from jaxtyping import Array, Float
 
-__all__ = ["GroupBatchNorm", "ResNetD", "resnet50d"]
+__all__ = ["BasicBlock", "CifarResNet", "GroupBatchNorm", "ResNetD", "resnet18_cifar", "resnet50d"]
 
 RESNET50_STAGES = (3, 4, 6, 3)
+RESNET18_STAGES = (2, 2, 2, 2)
 
 
 def _kaiming_fan_out(key, shape, dtype):
@@ -222,3 +223,76 @@ class ResNetD(nnx.Module):
 def resnet50d(num_classes: int | None = 1000, **kwargs: Any) -> ResNetD:
     """ResNet-50-D (``stage_sizes=(3, 4, 6, 3)``, width 64, deep stem 32-32-64); kwargs go to :class:`ResNetD`."""
     return ResNetD(RESNET50_STAGES, num_classes=num_classes, **kwargs)
+
+
+class BasicBlock(nnx.Module):
+    """``3×3 (stride) → BN → ReLU → 3×3 → BN`` plus the shortcut (identity, or ``1×1 conv (stride) → BN`` when the
+    shape changes), then ReLU — the ResNet-18/34 block of He et al. (2016), option B shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int, *, bn, dtype, param_dtype, rngs):
+        self.conv1 = _conv(cin, cout, 3, stride, dtype, param_dtype, rngs)
+        self.bn1 = bn(cout)
+        self.conv2 = _conv(cout, cout, 3, 1, dtype, param_dtype, rngs)
+        self.bn2 = bn(cout)
+        if stride != 1 or cin != cout:
+            self.down_conv = _conv(cin, cout, 1, stride, dtype, param_dtype, rngs)
+            self.down_bn = bn(cout)
+        else:
+            self.down_conv = self.down_bn = None
+
+    def __call__(self, x):
+        y = jax.nn.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        if self.down_conv is not None:
+            x = self.down_bn(self.down_conv(x))
+        return jax.nn.relu(x + y)
+
+
+class CifarResNet(nnx.Module):
+    """The CIFAR variant of ResNet-18/34 used by the self-supervised clustering literature (SimCLR/SCAN/NMCE/MLC
+    code bases): a ``3×3`` stride-1 stem conv without max-pool, four stages of :class:`BasicBlock` (widths
+    ``width·(1, 2, 4, 8)``, stride 2 from the second), global average pool. Images ``(B, H, W, C)`` → features
+    ``(B, 8·width)`` (512 for ResNet-18).
+
+    Example:
+      >>> from flax import nnx
+      >>> import jax.numpy as jnp
+      >>> net = CifarResNet((1, 1, 1, 1), width=4, rngs=nnx.Rngs(0))
+      >>> net(jnp.zeros((2, 16, 16, 3))).shape
+      (2, 32)
+    """
+
+    def __init__(self, stage_sizes: Sequence[int] = RESNET18_STAGES, *, width: int = 64, in_channels: int = 3,
+                 bn_group_size: int | None = None, dtype: Any = jnp.float32, param_dtype: Any = jnp.float32,
+                 rngs: nnx.Rngs):
+        if not stage_sizes or any(int(n) < 1 for n in stage_sizes):
+            raise ValueError(f"stage_sizes must be positive ints, got {tuple(stage_sizes)}")
+
+        def bn(c, scale_init=1.0):
+            return GroupBatchNorm(c, group_size=bn_group_size, scale_init=scale_init, dtype=dtype,
+                                  param_dtype=param_dtype)
+
+        self.stem = _conv(int(in_channels), int(width), 3, 1, dtype, param_dtype, rngs)
+        self.stem_bn = bn(int(width))
+        blocks, cin = [], int(width)
+        for i, n in enumerate(stage_sizes):
+            w = int(width) * 2**i
+            for j in range(int(n)):
+                blocks.append(BasicBlock(cin, w, 2 if (j == 0 and i > 0) else 1, bn=bn, dtype=dtype,
+                                         param_dtype=param_dtype, rngs=rngs))
+                cin = w
+        self.blocks = nnx.List(blocks)
+        self.num_features = cin
+
+    def __call__(self, x: Float[Array, "B H W C"]) -> Float[Array, "B F"]:
+        if x.ndim != 4:
+            raise ValueError(f"CifarResNet expects images (B, H, W, C), got shape {x.shape}")
+        x = jax.nn.relu(self.stem_bn(self.stem(x.astype(self.stem.dtype))))
+        for block in self.blocks:
+            x = block(x)
+        return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+
+def resnet18_cifar(**kwargs: Any) -> CifarResNet:
+    """CIFAR ResNet-18 (11.2M parameters at width 64); kwargs go to :class:`CifarResNet`."""
+    return CifarResNet(RESNET18_STAGES, **kwargs)

@@ -16,3 +16,14 @@ def spe_parity_fixture():
         pytest.skip(f"{path} missing: run experiments/spe/make_parity_fixtures.py --official-src PATH")
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="session")
+def mlc_parity_fixture():
+    """LeslieTrue/CPP ``MLCLoss`` / ``SinkhornDistance`` / ``TotalCodingRate`` outputs
+    (``experiments/mlc/make_parity_fixtures.py``) as a dict."""
+    path = FIXTURES / "mlc" / "cpp_mlc.npz"
+    if not path.exists():
+        pytest.skip(f"{path} missing: run experiments/mlc/make_parity_fixtures.py --official-src PATH")
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
