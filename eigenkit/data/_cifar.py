@@ -131,13 +131,18 @@ def cifar10(split: str = "train", *, root: str | os.PathLike | None = None) -> t
     return np.ascontiguousarray(images), labels
 
 
-def cifar10_write_batch(path: str | os.PathLike, images: np.ndarray, labels, *, batch_label: str = "batch") -> None:
-    """Write ``images`` uint8 ``(n, 32, 32, 3)`` and ``labels`` as a CIFAR-10 python batch file (pickle protocol 2,
-    the layout of the official files) — for tests and tiny replicas."""
+def _to_rows(images) -> np.ndarray:
+    """uint8 ``(n, 32, 32, 3)`` images as the files' ``(n, 3072)`` rows (all red, then green, then blue)."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
         raise ValueError(f"images must be uint8 (n, 32, 32, 3), got {images.dtype} {images.shape}")
-    data = np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(len(images), 3072))
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(len(images), 3072))
+
+
+def cifar10_write_batch(path: str | os.PathLike, images: np.ndarray, labels, *, batch_label: str = "batch") -> None:
+    """Write ``images`` uint8 ``(n, 32, 32, 3)`` and ``labels`` as a CIFAR-10 python batch file (pickle protocol 2,
+    the layout of the official files) — for tests and tiny replicas."""
+    data = _to_rows(images)
     d = {b"batch_label": batch_label.encode(), b"labels": [int(v) for v in labels], b"data": data,
          b"filenames": [f"img_{i}.png".encode() for i in range(len(images))]}
     with open(path, "wb") as f:
@@ -198,10 +203,7 @@ def cifar100(split: str = "train", *, root: str | os.PathLike | None = None,
 
 def cifar100_write(path: str | os.PathLike, images: np.ndarray, fine_labels, coarse_labels) -> None:
     """Write a CIFAR-100 python file (``train`` / ``test`` layout, pickle protocol 2) — for tests and replicas."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
-        raise ValueError(f"images must be uint8 (n, 32, 32, 3), got {images.dtype} {images.shape}")
-    data = np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(len(images), 3072))
+    data = _to_rows(images)
     d = {b"filenames": [f"img_{i}.png".encode() for i in range(len(images))], b"batch_label": b"batch",
          b"fine_labels": [int(v) for v in fine_labels], b"coarse_labels": [int(v) for v in coarse_labels],
          b"data": data}

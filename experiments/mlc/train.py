@@ -16,6 +16,7 @@ Per seed:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import pathlib
@@ -135,28 +136,34 @@ def make_tx(config, phase: str, params, steps: int):
     return optax.partition({"cluster": head, "rest": rest}, labels)
 
 
+@jax.jit
+def _embed_batch(state, xb):
+    model = nnx.merge(state.graphdef, state.params, state.rest)
+    model.eval()
+    return model(xb)
+
+
 def embed(state, x, mesh, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(z, c)`` of ``x`` in eval mode (BatchNorm running statistics), float32 numpy."""
-
-    @jax.jit
-    def f(st, xb):
-        model = nnx.merge(st.graphdef, st.params, st.rest)
-        model.eval()
-        return model(xb)
-
+    """``(z, c)`` of ``x`` in eval mode (BatchNorm running statistics), float32 numpy. One jitted function for
+    every call (the TCR and MLC states of a seed share their structure, so the second call reuses the compile)."""
     zs, cs = [], []
     for b, valid in train.padded_batches({"x": x}, batch_size, mesh.devices.size):
-        z, c = f(state, train.shard_batch(b["x"], mesh))
+        z, c = _embed_batch(state, train.shard_batch(b["x"], mesh))
         zs.append(np.asarray(z)[:valid])
         cs.append(np.asarray(c)[:valid])
     return np.concatenate(zs), np.concatenate(cs)
 
 
+@functools.partial(jax.jit, static_argnames=("eta", "n_iter", "abs_similarity"))
+def _membership(c, *, eta: float, n_iter: int, abs_similarity: bool):
+    return mlc.membership(c, eta=eta, n_iter=n_iter, abs_similarity=abs_similarity)
+
+
 def eval_membership(c: np.ndarray, config) -> np.ndarray:
     """``Γ`` of the whole evaluation set (one Sinkhorn, as at training, with the training η and iterations)."""
-    f = jax.jit(lambda cc: mlc.membership(cc, eta=float(config.eta), n_iter=int(config.sinkhorn_iters),
-                                          abs_similarity=bool(config.abs_similarity)))
-    return np.asarray(f(jnp.asarray(c)), np.float64)
+    g = _membership(jnp.asarray(c), eta=float(config.eta), n_iter=int(config.sinkhorn_iters),
+                    abs_similarity=bool(config.abs_similarity))
+    return np.asarray(g, np.float64)
 
 
 def class_ranks(x: np.ndarray, y: np.ndarray) -> list[int]:

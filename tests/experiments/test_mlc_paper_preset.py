@@ -23,7 +23,7 @@ def _images(rng, n):
 def _cifar10(root):
     root.mkdir()
     rng = np.random.default_rng(0)
-    for name in data.CIFAR10_TRAIN_FILES + ("test_batch",):
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         data.cifar10_write_batch(root / name, _images(rng, 20), np.arange(20) % 10)
     return root
 
