@@ -1,7 +1,10 @@
 """cpu preset: Fashion-MNIST, small CNN, TCR pre-training then MLC; k-means / spectral baselines on the TCR
 features; 3 seeds.
 
-Command: python -m experiments run mlc --preset cpu   (expected runtime: ~8 min on 2 CPU cores)
+Command: python -m experiments run mlc --preset cpu   (expected runtime: ~8-9 min on 2 CPU cores)
+
+Batch 320 (not 512) keeps the preset under the 10-minute budget on the slower of this project's machines: at 512
+the same steps took 844 s there (3 seeds: MLC ACC 0.505 ± 0.013, NMI 0.540 ± 0.008; see experiments/mlc/README.md).
 """
 
 import ml_collections
@@ -12,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.description = ("Fashion-MNIST clustering (10 clusters), small CNN: TCR pre-training, then MLC (spectral "
                      "clustering of the Sinkhorn membership) vs k-means / kNN-spectral / Sinkhorn-spectral on the "
                      "TCR features; 3 seeds; per-class rank of the features")
-    c.expected_runtime = "~8 min on 2 CPU cores"
+    c.expected_runtime = "~8-9 min on 2 CPU cores"
     c.dataset = "fashion_mnist"
     c.data_dir = ""
     c.seeds = (0, 1, 2)
@@ -51,7 +54,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.weight_decay_cluster = 5e-3
     c.momentum = 0.9
     # batches and evaluation
-    c.batch_size = 512  # global batch: the coding rates and Sinkhorn see all of it
+    c.batch_size = 320  # global batch: the coding rates and Sinkhorn see all of it
     c.eval_batch_size = 1000
     c.knn = 10
     c.log_every = 25
