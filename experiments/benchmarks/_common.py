@@ -12,11 +12,18 @@ from collections.abc import Callable
 import numpy as np
 
 
-def parser(doc: str | None, *, out: str, repeats: int = 5) -> argparse.ArgumentParser:
-    """The command line every benchmark starts from: ``--out`` (JSON path) and ``--repeats``."""
+def parser(doc: str | None, *, out: str, repeats: int = 5, threads: int = 2) -> argparse.ArgumentParser:
+    """The command line every benchmark starts from: ``--out`` (JSON path), ``--repeats``, ``--threads`` (default
+    ``threads``; pass it to :func:`pin_threads`) and ``--ab-rounds`` (0 = off; see :func:`interleaved_ab`)."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=out, help=f"JSON output (default {out})")
     p.add_argument("--repeats", type=int, default=repeats, help="timed repetitions (the median is reported)")
+    p.add_argument("--threads", type=int, default=threads,
+                   help=f"cores for both sides: XLA through the CPU affinity, torch/NumPy through their thread "
+                        f"settings (pin_threads; default {threads}); 1 = the single-thread control")
+    p.add_argument("--ab-rounds", type=int, default=0,
+                   help="also time the sides interleaved round by round in one process (interleaved_times), this "
+                        "many rounds; 0 = off")
     return p
 
 
@@ -26,9 +33,13 @@ def pin_threads(n: int) -> dict:
 
     XLA has no working thread-count flag (``intra_op_parallelism_threads`` in ``XLA_FLAGS`` is not an XLA flag and
     is ignored); it sizes its thread pool from the process's CPU affinity, so the affinity mask is the one setting
-    that reaches it (jax-ml/jax#1539). The mask is the first ``n`` cores of the current one; ``OMP_NUM_THREADS`` /
-    ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` are set for libraries loaded later, and torch, when imported,
-    gets ``torch.set_num_threads(n)``. Returns :func:`thread_report`'s dict before any measurement.
+    that reaches it (jax-ml/jax#1539). The mask is the first ``n`` cores of the current one, set on every thread
+    the process already has (NumPy's OpenBLAS pool starts at ``import numpy``, before this call, and a thread keeps
+    the mask it was created with); ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` are set for
+    libraries loaded later, the BLAS/OpenMP pools already loaded are limited to ``n`` threads with ``threadpoolctl``
+    (where installed), and torch, when imported, gets ``torch.set_num_threads(n)``. Returns ``{"requested",
+    "affinity_cores", "blas_threads"}`` (the thread counts of the loaded BLAS/OpenMP pools; None without
+    ``threadpoolctl``), to be recorded before any measurement.
 
     Raises:
       ValueError: ``n`` is not in ``[1, available cores]``.
@@ -42,13 +53,31 @@ def pin_threads(n: int) -> dict:
     jax = sys.modules.get("jax")
     if jax is not None and _jax_backend_started(jax):
         raise RuntimeError("pin_threads must run before JAX creates its CPU backend (first array / jax.devices())")
-    os.sched_setaffinity(0, set(avail[:n]))
+    cores = set(avail[:n])
+    os.sched_setaffinity(0, cores)
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # pragma: no cover - no procfs
+        tids = []
+    for tid in tids:  # threads started before this call (e.g. NumPy's BLAS pool) keep their own mask otherwise
+        try:
+            os.sched_setaffinity(tid, cores)
+        except OSError:  # the thread has exited meanwhile
+            pass
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(n)
-    return {"requested": n, "affinity_cores": len(os.sched_getaffinity(0))}
+    blas = None
+    try:
+        import threadpoolctl
+    except ImportError:  # pragma: no cover - optional: the pools then keep the size they started with
+        pass
+    else:
+        threadpoolctl.threadpool_limits(n)  # the BLAS / OpenMP pools already loaded (NumPy's, SciPy's, torch's)
+        blas = sorted({int(i["num_threads"]) for i in threadpoolctl.threadpool_info()})
+    return {"requested": n, "affinity_cores": len(os.sched_getaffinity(0)), "blas_threads": blas}
 
 
 def _jax_backend_started(jax) -> bool:
@@ -94,6 +123,19 @@ def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int) -> dict
             fns[name]()
             times[name].append(time.perf_counter() - t0)
     return {k: {"median_s": float(np.median(v)), "min_s": float(np.min(v))} for k, v in times.items()}
+
+
+def interleaved_ab(fns: dict[str, Callable[[], object]], rounds: int,
+                   pairs: list[tuple[str, str]]) -> dict:
+    """:func:`interleaved_times` of ``fns`` over ``rounds`` rounds, plus ``ab_ratio_<b>_over_<o>_median`` / ``_min``
+    for each ``(b, o)`` of ``pairs`` (``b``'s time over ``o``'s: > 1 means ``o`` is faster). The functions must be
+    compiled / warmed up already and block until their result is ready."""
+    times = interleaved_times(fns, rounds)
+    out: dict = {"rounds": rounds, "times": times}
+    for b, o in pairs:
+        for stat in ("median", "min"):
+            out[f"ab_ratio_{b}_over_{o}_{stat}"] = times[b][f"{stat}_s"] / times[o][f"{stat}_s"]
+    return out
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:

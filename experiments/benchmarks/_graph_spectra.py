@@ -1,6 +1,11 @@
 """Padded batched Laplacian spectra of 1,000 molecule-sized graphs vs a SciPy per-graph loop.
 
-    python -m experiments.benchmarks._graph_spectra --out results/bench_graph_spectra.json [--n-graphs 1000]
+    python -m experiments.benchmarks._graph_spectra --out results/bench_graph_spectra.json [--n-graphs 1000] \
+        [--threads 2] [--ab-rounds R]
+    python -m experiments.benchmarks._graph_spectra --threads 1 --ab-rounds 10 \
+        --out /tmp/graph_spectra_1thread.json   # the single-thread control, with the interleaved A/B
+    python -m experiments.benchmarks._graph_spectra --n-graphs 20 --repeats 2 --no-x64 \
+        --out /tmp/graph_spectra_small.json   # checks it runs; timings meaningless
 
 Graphs: random trees on 10-40 nodes plus 0-3 ring-closing edges (molecule-like: sparse, a few cycles), stored
 as one ``jraph.GraphsTuple`` with both edge directions. Both paths compute all eigenpairs of the symmetric
@@ -15,7 +20,10 @@ normalised Laplacian ``I - D^{-1/2} A D^{-1/2}`` of every graph, starting from t
 Correctness is checked first (eigenvalues of every graph allclose to SciPy's, ``RuntimeError`` otherwise); then
 compile time and steady state are reported apart (median of ``repeats`` timed runs, ``block_until_ready``), with
 the ratio ``scipy_loop_s / jax_steady_s``. ``bench_graph_spectra`` is importable
-(``experiments/benchmarks/spectra.py`` collects it); ``main`` writes JSON.
+(``experiments/benchmarks/spectra.py`` collects it); ``main`` writes JSON. ``--threads N`` pins XLA and SciPy's
+LAPACK to N cores (``pin_threads``; ``measured_parallelism`` of the padded float32 path and of the SciPy loop is
+recorded); ``--ab-rounds R`` (> 0) also times the padded float32 path and the SciPy eigenpair loop interleaved in this
+process for R rounds (``interleaved_ab``, ratio ``ab_ratio_scipy_loop_over_padded_float32_median``).
 
 Baseline, like for like: SciPy computes eigenpairs (``eigh`` with vectors), as ``laplacian_eigs`` does. Until
 2026-12-03 the loop asked SciPy for eigenvalues only (``eigvals_only=True``) while the docstring said eigenpairs; that
@@ -45,7 +53,15 @@ from eigenkit import graph as eg
 MIN_NODES, MAX_NODES = 10, 40
 
 
-from experiments.benchmarks._common import check_load, median_time, parser, pin_threads, write_result
+from experiments.benchmarks._common import (
+    check_load,
+    interleaved_ab,
+    measured_parallelism,
+    median_time,
+    parser,
+    pin_threads,
+    write_result,
+)
 
 
 def random_molecule_like(rng: np.random.Generator, n_graphs: int) -> list[tuple[int, np.ndarray]]:
@@ -123,32 +139,42 @@ def _bench_jax(graphs, ref: list[np.ndarray], dtype, repeats: int, buckets: tupl
                          f"max |eigval error| {err:.3g} (atol {atol}), masks ok: {ok}")
     steady_s = _median_time(run, repeats)
     return {"dtype": jnp.dtype(dtype).name, "buckets": list(buckets), "compile_s": compile_s, "steady_s": steady_s,
-            "max_abs_eigval_err_vs_scipy": err}
+            "max_abs_eigval_err_vs_scipy": err, "run": run}
 
 
 BUCKETS = (16, 24, 32, MAX_NODES)
 
 
-def bench_graph_spectra(n_graphs: int = 1000, repeats: int = 5, seed: int = 0) -> dict:
+def bench_graph_spectra(n_graphs: int = 1000, repeats: int = 5, seed: int = 0, ab_rounds: int = 0) -> dict:
     """Time the padded batched path against the SciPy loop; returns a JSON-able dict (see module docstring).
 
     Variants: ``padded`` (every graph padded to ``max_nodes = 40``, one call) and ``bucketed`` (graphs grouped
     by size into ``max_nodes`` in ``BUCKETS``, one call per bucket: less padding, so fewer ``eigh`` flops);
     float32 always, float64 when ``jax_enable_x64`` is on. The headline ``ratio_scipy_over_jax`` is the plain
-    padded float32 path.
+    padded float32 path. ``ab_rounds`` > 0: that path and the SciPy eigenpair loop also interleaved
+    (``interleaved_ab``); ``measured_parallelism``: CPU/wall of both.
     """
     rng = np.random.default_rng(seed)
     graphs = random_molecule_like(rng, n_graphs)
     ref = [scipy_spectrum(n, e) for n, e in graphs]  # correctness reference (also warms up SciPy)
-    scipy_s = _median_time(lambda: [scipy_spectrum(n, e, vectors=True) for n, e in graphs], repeats)
+
+    def scipy_loop():
+        return [scipy_spectrum(n, e, vectors=True) for n, e in graphs]
+
+    scipy_s = _median_time(scipy_loop, repeats)
     scipy_vals_s = _median_time(lambda: [scipy_spectrum(n, e) for n, e in graphs], repeats)
     results = {}
     dtypes = [jnp.float32] + ([jnp.float64] if jax.config.jax_enable_x64 else [])
     for dt in dtypes:
         for name, buckets in (("padded", (MAX_NODES,)), ("bucketed", BUCKETS)):
             results[f"{name}_{jnp.dtype(dt).name}"] = _bench_jax(graphs, ref, dt, repeats, buckets)
+    runs = {k: v.pop("run") for k, v in results.items()}
     main = results["padded_float32"]
     sizes = np.array([n for n, _ in graphs])
+    ab = None
+    if ab_rounds > 0:
+        ab = interleaved_ab({"padded_float32": runs["padded_float32"], "scipy_loop": scipy_loop}, ab_rounds,
+                            [("scipy_loop", "padded_float32")])
     return {
         "benchmark": "graph_spectra",
         "task": "all eigenpairs of the sym-normalised Laplacian of each graph, from edge lists",
@@ -162,6 +188,9 @@ def bench_graph_spectra(n_graphs: int = 1000, repeats: int = 5, seed: int = 0) -
                   **{f"max_abs_eigval_err_{k}": v["max_abs_eigval_err_vs_scipy"] for k, v in results.items()}},
         "scipy_loop_s": scipy_s, "scipy_loop_what": "eigenpairs (eigh with vectors), like laplacian_eigs",
         "scipy_loop_eigvals_only_s": scipy_vals_s, "jax_paths": results,
+        "measured_parallelism": {"padded_float32": measured_parallelism(runs["padded_float32"]),
+                                 "scipy_loop": measured_parallelism(scipy_loop, 1)},
+        "interleaved_ab": ab,
         "jax_compile_s": main["compile_s"], "jax_steady_s": main["steady_s"],
         "ratio_scipy_over_jax": scipy_s / main["steady_s"],
         **{f"ratio_scipy_over_jax_{k}": scipy_s / v["steady_s"] for k, v in results.items()},
@@ -169,17 +198,22 @@ def bench_graph_spectra(n_graphs: int = 1000, repeats: int = 5, seed: int = 0) -
     }
 
 
-def main(argv=None) -> int:
+def build_parser():
+    """The command line (``_common.parser`` plus the graph count, seed and ``--no-x64``)."""
     p = parser(__doc__, out="results/bench_graph_spectra.json")
     p.add_argument("--n-graphs", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-x64", action="store_true", help="skip the float64 JAX paths")
-    p.add_argument("--threads", type=int, default=2, help="cores for XLA and SciPy's LAPACK (pin_threads)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     threads = pin_threads(args.threads)
     load_before = check_load("before")
     jax.config.update("jax_enable_x64", not args.no_x64)
-    result = bench_graph_spectra(args.n_graphs, args.repeats, args.seed)
+    result = bench_graph_spectra(args.n_graphs, args.repeats, args.seed, args.ab_rounds)
+    threads.update({f"{k}_measured_parallelism": v for k, v in result["measured_parallelism"].items()})
     result.update(command="python -m experiments.benchmarks._graph_spectra " + " ".join(argv or sys.argv[1:]),
                   threads=threads, loadavg_before=load_before, loadavg_after=check_load("after"))
     write_result(result, args.out)

@@ -2,8 +2,11 @@
 steps, in the same run.
 
     python -m experiments.benchmarks.eigenshield [--out experiments/benchmarks/results/eigenshield.json] \
-        [--n 10000 --d 512 --max-rank 32 --bootstrap 20 --batch 4096 --alpha 0.25] [--repeats 5]
+        [--n 10000 --d 512 --max-rank 32 --bootstrap 20 --batch 4096 --alpha 0.25] [--repeats 5] \
+        [--threads 2] [--ab-rounds R]
     python -m experiments.benchmarks.eigenshield --quick --out /tmp/bench_eigenshield_quick.json  # checks it runs
+    python -m experiments.benchmarks.eigenshield --threads 1 --ab-rounds 10 \
+        --out /tmp/bench_eigenshield_1thread.json   # the single-thread control, with the interleaved A/B
 
 There is no official code (``shared/methods/eigenshield.md``), so the baseline is the naive NumPy/SciPy formula of
 each step, written in this script: centring, covariance ``S = X_cᵀX_c/(n−1)``, ``numpy.linalg.eigh``, noise level
@@ -24,8 +27,11 @@ stops unless the leading eigenvalues agree to 1e-4 relative, ``σ²`` and the sp
 masks exactly, the scores to 2e-3, the causal projector to 1e-3 (Frobenius, relative) and the transformed batch to
 1e-4 relative. Compile (``jit(...).lower(...).compile()``) and steady state (median of ``--repeats`` calls after one
 warm-up, ``block_until_ready``) are reported apart. Ratios are NumPy time / eigenkit time (> 1: eigenkit faster).
-XLA's CPU backend and NumPy's BLAS both use every core by default; the load average before the run is recorded:
-time only on an idle machine.
+Threads: XLA and NumPy's BLAS/LAPACK are pinned to ``--threads`` cores (``_common.pin_threads``), recorded under
+``threads`` with the measured CPU/wall ratio of each side's fit; the load average before and after the run is
+recorded: time only on an idle machine. ``--ab-rounds R`` (> 0) also times eigenkit and NumPy float32 interleaved
+round by round in this process, R rounds, for the fit and for the transform (``interleaved_ab``, ratios
+``ab_ratio_numpy_f32_over_eigenkit_median`` / ``_min``).
 """
 
 from __future__ import annotations
@@ -37,7 +43,15 @@ import time
 
 import numpy as np
 
-from experiments.benchmarks._common import check_load, first_and_median, parser, pin_threads, write_result
+from experiments.benchmarks._common import (
+    check_load,
+    first_and_median,
+    interleaved_ab,
+    measured_parallelism,
+    parser,
+    pin_threads,
+    write_result,
+)
 
 QUICK = {"n": 1000, "d": 64, "max_rank": 8, "bootstrap": 4, "batch": 256, "repeats": 2}
 
@@ -133,16 +147,20 @@ def bench_ours(e, x, max_rank, n_bootstrap, alpha, repeats):
             "transform_compile_s": tr_compile, "transform_first_s": tr_first, "transform_s": tr_steady,
             "transform_embeddings_per_s": x.shape[0] / tr_steady}
     indices = np.asarray(eigenshield.bootstrap_indices(key, e.shape[0], n_bootstrap))
-    return rows, st, np.asarray(tr_c(st, xj)), indices
+    runs = {"fit": run_fit, "transform": lambda: jax.block_until_ready(tr_c(st, xj))}
+    return rows, st, np.asarray(tr_c(st, xj)), indices, runs
 
 
 def bench_numpy(e, x, max_rank, n_bootstrap, alpha, repeats, dtype):
+    """NumPy rows and the steady-state calls ``{"fit", "transform"}`` (for the A/B)."""
     ed, xd = e.astype(dtype), x.astype(dtype)
-    fit_first, fit_steady = first_and_median(lambda: numpy_fit(ed, max_rank, n_bootstrap, alpha), repeats)
+    run_fit = lambda: numpy_fit(ed, max_rank, n_bootstrap, alpha)  # noqa: E731
+    fit_first, fit_steady = first_and_median(run_fit, repeats)
     ref = numpy_fit(ed, max_rank, n_bootstrap, alpha)
-    tr_first, tr_steady = first_and_median(lambda: numpy_transform(ref, xd), max(repeats, 10))
+    run_tr = lambda: numpy_transform(ref, xd)  # noqa: E731
+    tr_first, tr_steady = first_and_median(run_tr, max(repeats, 10))
     return {"fit_first_s": fit_first, "fit_s": fit_steady, "transform_first_s": tr_first, "transform_s": tr_steady,
-            "transform_embeddings_per_s": x.shape[0] / tr_steady}
+            "transform_embeddings_per_s": x.shape[0] / tr_steady}, {"fit": run_fit, "transform": run_tr}
 
 
 def check(st, y_ours, ref, y_ref, max_rank):
@@ -169,7 +187,8 @@ def check(st, y_ours, ref, y_ref, max_rank):
     return out, ok
 
 
-def main(argv=None) -> int:
+def build_parser():
+    """The command line (``_common.parser`` plus the sizes)."""
     ap = parser(__doc__, out="experiments/benchmarks/results/eigenshield.json")
     ap.add_argument("--quick", action="store_true",
                     help="tiny sizes (n 1000, d 64, max rank 8, 4 resamples, batch 256, 2 repeats): checks the "
@@ -180,8 +199,11 @@ def main(argv=None) -> int:
     ap.add_argument("--bootstrap", type=int, default=20)
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--alpha", type=float, default=0.25, help="quantile level (0.25: with 16 spikes, 3 are dropped)")
-    ap.add_argument("--threads", type=int, default=2, help="cores for XLA and NumPy's BLAS/LAPACK (pin_threads)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
@@ -190,13 +212,19 @@ def main(argv=None) -> int:
 
     load_before = check_load("before")
     e, x = make_data(args.n, args.d, args.batch)
-    ours, st, y_ours, indices = bench_ours(e, x, args.max_rank, args.bootstrap, args.alpha, args.repeats)
+    ours, st, y_ours, indices, runs = bench_ours(e, x, args.max_rank, args.bootstrap, args.alpha, args.repeats)
     ref = numpy_fit(e.astype(np.float64), args.max_rank, args.bootstrap, args.alpha, indices=indices)
     checks, ok = check(st, y_ours, ref, numpy_transform(ref, x.astype(np.float64)), args.max_rank)
     if not ok:
         raise SystemExit(f"correctness check failed: {checks}")
-    np32 = bench_numpy(e, x, args.max_rank, args.bootstrap, args.alpha, args.repeats, np.float32)
-    np64 = bench_numpy(e, x, args.max_rank, args.bootstrap, args.alpha, args.repeats, np.float64)
+    np32, np_runs = bench_numpy(e, x, args.max_rank, args.bootstrap, args.alpha, args.repeats, np.float32)
+    np64, _ = bench_numpy(e, x, args.max_rank, args.bootstrap, args.alpha, args.repeats, np.float64)
+    threads.update(jax_measured_parallelism=measured_parallelism(runs["fit"], 2),
+                   numpy_measured_parallelism=measured_parallelism(np_runs["fit"], 2))
+    ab = None
+    if args.ab_rounds > 0:
+        ab = {w: interleaved_ab({"eigenkit": runs[w], "numpy_f32": np_runs[w]}, args.ab_rounds,
+                                [("numpy_f32", "eigenkit")]) for w in ("fit", "transform")}
     result = {
         "benchmark": "eigenshield",
         "shape": {"n": args.n, "d": args.d, "max_rank": args.max_rank, "n_bootstrap": args.bootstrap,
@@ -211,6 +239,7 @@ def main(argv=None) -> int:
         },
         "jax": jax.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count(),
         "loadavg_before": load_before, "loadavg_after": check_load("after"), "threads": threads,
+        "interleaved_ab": ab,
         "command": "python -m experiments.benchmarks.eigenshield "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "repeats": args.repeats, "python": sys.version.split()[0],

@@ -1,7 +1,14 @@
 """One Riemannian SGD step on C Grassmann bases (the GCR head): eigh-form vs SVD-form geodesic vs official PyTorch.
 
     python -m experiments.benchmarks.grassmann --out results/bench_grassmann.json \
-        [--C 1000 --D 2048 --k 8] [--official-src PATH_TO_innerlee_GCR] [--threads 2]
+        [--C 1000 --D 2048 --k 8] [--official-src PATH_TO_innerlee_GCR] [--threads 2] [--ab-rounds R]
+    python -m experiments.benchmarks.grassmann --official-src PATH --threads 1 --ab-rounds 20 \
+        --out /tmp/grassmann_1thread.json   # the single-thread control, ours and official interleaved
+    python -m experiments.benchmarks.grassmann --C 10 --D 64 --k 4 --repeats 2 --out /tmp/g.json  # checks it runs
+
+``--threads N`` pins both sides to N cores (``_common.pin_threads``; recorded with the measured CPU/wall ratio of
+each side under ``threads``); ``--ab-rounds R`` also times ``rsgd_eigh`` and the official step interleaved for R
+rounds in one process (``interleaved_ab``; only with ``--official-src``).
 
 Each variant does the full step the GCR optimiser does, in float32: momentum buffer update (Euclidean rule),
 tangent projection, geodesic step, no re-orthonormalisation (timed apart: ``reorth_*`` rows). Ours are jitted with the
@@ -109,18 +116,18 @@ def bench_official(src: pathlib.Path, p0, m0, g, lr, mu, repeats, threads):
             "torch": torch.__version__, "threads": torch.get_num_threads(), "run": run}, result
 
 
-def main(argv=None) -> int:
+def build_parser():
+    """The command line (``_common.parser``'s ``--out --repeats --threads --ab-rounds`` plus the sizes)."""
     ap = parser(__doc__, out="results/bench_grassmann.json")
     ap.add_argument("--C", type=int, default=1000)
     ap.add_argument("--D", type=int, default=2048)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--official-src", type=pathlib.Path, default=None)
-    ap.add_argument("--threads", type=int, default=2,
-                    help="cores for both sides: XLA through the CPU affinity, torch through set_num_threads "
-                         "(pin_threads; 1 = the single-thread control)")
-    ap.add_argument("--ab-rounds", type=int, default=0,
-                    help="also time ours and the official step interleaved in one process for this many rounds")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     threads = pin_threads(args.threads)  # before the first jax array: XLA sizes its pool from the affinity
     load_before = check_load("before")
     c, d, k = args.C, args.D, args.k

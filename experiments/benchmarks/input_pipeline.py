@@ -1,7 +1,11 @@
 """Input-pipeline throughput: Grain (eigenkit.train.grain_batches) vs the step-indexed host loops, with the training
 step each feeds beside it, so "the pipeline is not the bottleneck" is a measured ratio.
 
-    python -m experiments.benchmarks.input_pipeline --out experiments/benchmarks/results/input_pipeline.json
+    python -m experiments.benchmarks.input_pipeline --out experiments/benchmarks/results/input_pipeline.json \
+        [--threads 2] [--repeats 3] [--batches 200]
+    python -m experiments.benchmarks.input_pipeline --threads 1 \
+        --out /tmp/input_pipeline_1thread.json   # the single-thread control
+    python -m experiments.benchmarks.input_pipeline --quick --out /tmp/input_pipeline_quick.json   # checks it runs
 
 * Fashion-MNIST (60,000 x 784 float32 in memory), global batch 64 (the S4D cpu preset's): ``train.epoch_batches``
   (the host loop of every in-memory preset) vs Grain in-process (reader threads) vs Grain with 2 worker processes;
@@ -18,6 +22,17 @@ w-th record of the stream and the loader interleaves their batches, reaching int
 Times: batches/s over ``--batches`` consecutive batches after a warm-up of 5 (median of ``--repeats``
 windows for the in-memory sets), step times as compile and steady state apart. The machine's load average is
 recorded before and after; run it on an idle machine.
+
+Threads: ``--threads N`` (default 2) pins the process to N cores (``_common.pin_threads``: XLA's pool, NumPy's BLAS;
+Grain's worker processes inherit the mask) and sets the reader threads of ``ImageBatches`` and of Grain's image
+pipelines to N; ``threads`` in the JSON holds the report and the measured CPU/wall ratio of each consumer step.
+No interleaved A/B (``--ab-rounds`` is accepted for uniformity and ignored): Grain prefetches in background threads
+and worker processes, which keep reading (and filling their buffers) while another pipeline is being timed, so an
+interleaved window would time the draining of a prefetch buffer and slow the other side; each pipeline is timed in
+its own windows instead, one after the other.
+
+``--quick`` (2,048 Fashion-MNIST rows, 5 batches, 1 repeat, a 1-layer S4D; 16 JPEGs, batches of 4 at 64 px, a
+ResNet-D of one block per stage at width 16 as the consumer) checks the script end to end; its timings mean nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +46,17 @@ import jax
 import numpy as np
 
 from eigenkit import data, train
-from experiments.benchmarks._common import first_and_median, machine_info, parser, write_result
+from experiments.benchmarks._common import (
+    check_load,
+    first_and_median,
+    machine_info,
+    measured_parallelism,
+    parser,
+    pin_threads,
+    write_result,
+)
+
+QUICK = {"batches": 5, "image_batches": 2, "images": 16, "resnet_steps": 1, "repeats": 1}
 
 
 def _rate(next_batch, n: int) -> float:
@@ -49,8 +74,10 @@ def _check_rows(batch, arrays):
         raise SystemExit("correctness check failed: a batch is not the rows its ids name")
 
 
-def fashion(n_batches: int, repeats: int) -> dict:
+def fashion(n_batches: int, repeats: int, *, quick: bool = False) -> dict:
     x, y = data.fashion_mnist("train")
+    if quick:
+        x, y = x[:2048], y[:2048]
     arrays = {"x": x.reshape(len(x), -1).astype(np.float32) / np.float32(255.0), "y": y.astype(np.int32),
               "i": np.arange(len(x), dtype=np.int64)}
     bs = 64
@@ -78,6 +105,8 @@ def fashion(n_batches: int, repeats: int) -> dict:
     from experiments.s4d.configs import cpu
 
     config = cpu.get_config()
+    if quick:
+        config.n_layers = 1
     model = s4d.make_model(config)
     mesh = train.make_mesh(jax.devices()[:1])
     state = train.TrainState.create(model, s4d.make_optimizer(config, model), mesh=mesh)
@@ -85,10 +114,13 @@ def fashion(n_batches: int, repeats: int) -> dict:
     b = host(0)
     batch = train.shard_batch({"x": b["x"].reshape(bs, 784, 1), "y": b["y"]}, mesh)
     key = jax.random.key(0)
-    compile_s, step_s = first_and_median(lambda: jax.block_until_ready(step(state, batch, key)), repeats)
+    run = lambda: jax.block_until_ready(step(state, batch, key))  # noqa: E731
+    compile_s, step_s = first_and_median(run, repeats)
     del nnx
     out.update(consumer="S4D cpu preset train step (4 x H=128, N=64, L=784, batch 64)", step_compile_s=compile_s,
-               step_s=step_s, step_batches_per_s=1.0 / step_s)
+               step_s=step_s, step_batches_per_s=1.0 / step_s, step_measured_parallelism=measured_parallelism(run, 2))
+    if quick:
+        out["consumer"] = "--quick: a 1-layer S4D cpu preset train step (timings meaningless)"
     for k in ("host_loop", "grain_in_process", "grain_2_workers"):
         out[f"{k}_headroom"] = out[f"{k}_batches_per_s"] * step_s  # > 1: the pipeline outruns the step
     return out
@@ -107,16 +139,16 @@ def _jpegs(root: pathlib.Path, n: int, n_classes: int = 4) -> None:
         Image.fromarray(img).save(root / f"c{i % n_classes}" / f"{i}.JPEG", quality=90)
 
 
-def images(n_batches: int, n_images: int, resnet_steps: int) -> dict:
-    bs, size = 32, 224
+def images(n_batches: int, n_images: int, resnet_steps: int, *, threads: int = 2, quick: bool = False) -> dict:
+    bs, size = (4, 64) if quick else (32, 224)
     with tempfile.TemporaryDirectory() as tmp:
         root = pathlib.Path(tmp) / "train"
         _jpegs(root, n_images)
         ds = data.image_folder(root)
         mean_kb = float(np.mean([os.path.getsize(p) for p in ds.paths]) / 1024)
         out = {"batch_size": bs, "image_size": size, "n_images": n_images, "mean_jpeg_kb": mean_kb,
-               "threads": 2}
-        ib = data.ImageBatches(ds, bs, seed=0, image_size=size, num_workers=2)
+               "threads": threads}
+        ib = data.ImageBatches(ds, bs, seed=0, image_size=size, num_workers=threads)
         b = ib(0)
         if b["x"].shape != (bs, size, size, 3) or b["x"].dtype != np.uint8:
             raise SystemExit(f"correctness check failed: ImageBatches gave {b['x'].shape} {b['x'].dtype}")
@@ -124,7 +156,7 @@ def images(n_batches: int, n_images: int, resnet_steps: int) -> dict:
         out["image_batches_batches_per_s"] = _rate(lambda: ib(next(steps)), n_batches)
         ib.close()
         for name, workers in (("grain_in_process", 0), ("grain_2_workers", 2)):
-            it = train.grain_batches(data.ImageRecords(ds), bs, seed=0, worker_count=workers, num_threads=2,
+            it = train.grain_batches(data.ImageRecords(ds), bs, seed=0, worker_count=workers, num_threads=threads,
                                      transforms=[data.RandomCropFlip(ds, size)])
             b = next(it)
             if b["x"].shape != (bs, size, size, 3) or not set(b["y"].tolist()) <= set(ds.labels.tolist()):
@@ -134,9 +166,12 @@ def images(n_batches: int, n_images: int, resnet_steps: int) -> dict:
     import optax
     from flax import nnx
 
-    from eigenkit.nn import resnet50d
+    from eigenkit.nn import ResNetD, resnet50d
 
-    model = resnet50d(num_classes=1000, rngs=nnx.Rngs(0))
+    if quick:  # one block per stage at width 16: checks the path, not ResNet-50-D's cost
+        model = ResNetD((1, 1, 1, 1), width=16, stem_width=8, num_classes=1000, rngs=nnx.Rngs(0))
+    else:
+        model = resnet50d(num_classes=1000, rngs=nnx.Rngs(0))
     mesh = train.make_mesh(jax.devices()[:1])
     state = train.TrainState.create(model, optax.sgd(0.1, momentum=0.9), mesh=mesh)
 
@@ -149,25 +184,45 @@ def images(n_batches: int, n_images: int, resnet_steps: int) -> dict:
     batch = train.shard_batch({"x": rng.integers(0, 256, (bs, size, size, 3), dtype=np.uint8),
                                "y": rng.integers(0, 1000, bs).astype(np.int32)}, mesh)
     key = jax.random.key(0)
-    compile_s, step_s = first_and_median(lambda: jax.block_until_ready(step(state, batch, key)), resnet_steps)
+    run = lambda: jax.block_until_ready(step(state, batch, key))  # noqa: E731
+    compile_s, step_s = first_and_median(run, resnet_steps)
     out.update(consumer="ResNet-50-D float32 train step, batch 32 at 224 px (SGD)", step_compile_s=compile_s,
-               step_s=step_s, step_batches_per_s=1.0 / step_s)
+               step_s=step_s, step_batches_per_s=1.0 / step_s, step_measured_parallelism=measured_parallelism(run, 1))
+    if quick:
+        out["consumer"] = "--quick: ResNet-D (1, 1, 1, 1) width 16, batch 4 at 64 px (timings meaningless)"
     for k in ("image_batches", "grain_in_process", "grain_2_workers"):
         out[f"{k}_headroom"] = out[f"{k}_batches_per_s"] * step_s
     return out
 
 
-def main(argv=None) -> int:
+def build_parser():
+    """The command line (``_common.parser`` plus the batch counts and ``--quick``)."""
     p = parser(__doc__, out="experiments/benchmarks/results/input_pipeline.json", repeats=3)
     p.add_argument("--batches", type=int, default=200, help="timed batches per in-memory pipeline")
     p.add_argument("--image-batches", type=int, default=24, help="timed batches per image pipeline")
     p.add_argument("--images", type=int, default=256, help="generated JPEGs")
     p.add_argument("--resnet-steps", type=int, default=2, help="timed ResNet-50-D steps")
-    args = p.parse_args(argv)
+    p.add_argument("--quick", action="store_true", help="tiny sizes (see the docstring): checks it runs; timings "
+                                                        "meaningless")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        for k, v in QUICK.items():
+            setattr(args, k, v)
+    threads = pin_threads(args.threads)  # before JAX's backend starts (and before Grain starts its workers)
+    load_before = check_load("before")
     before = machine_info()
-    result = {"benchmark": "input_pipeline", "machine_before": before,
-              "fashion_mnist": fashion(args.batches, args.repeats),
-              "image_folder": images(args.image_batches, args.images, args.resnet_steps)}
+    result = {"benchmark": "input_pipeline", "machine_before": before, "quick": args.quick,
+              "fashion_mnist": fashion(args.batches, args.repeats, quick=args.quick),
+              "image_folder": images(args.image_batches, args.images, args.resnet_steps, threads=args.threads,
+                                     quick=args.quick)}
+    threads["measured_parallelism"] = {k: result[k]["step_measured_parallelism"]
+                                       for k in ("fashion_mnist", "image_folder")}
+    result.update(threads=threads, interleaved_ab="not offered (prefetching pipelines; see the module docstring)",
+                  loadavg_before=load_before, loadavg_after=check_load("after"))
     write_result(result, args.out)
     return 0
 

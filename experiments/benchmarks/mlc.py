@@ -1,8 +1,9 @@
 """MLC loss + gradient on one batch, eigenkit (JAX) vs the CPP/MLC PyTorch code (``LeslieTrue/CPP``) in the same run.
 
     python -m experiments.benchmarks.mlc --official-src PATH_TO_LeslieTrue_CPP \\
-        [--out experiments/benchmarks/results/mlc.json] [--threads N] [--repeats 5] [--n 1024 --d 128]
+        [--out experiments/benchmarks/results/mlc.json] [--threads N] [--repeats 5] [--ab-rounds R] [--n 1024 --d 128]
     python -m experiments.benchmarks.mlc --official-src PATH --n 64 --d 16 --repeats 2 --out /tmp/mlc.json  # smoke
+    python -m experiments.benchmarks.mlc --official-src PATH --threads 1 --out /tmp/mlc_1thread.json  # 1-core control
 
 One training step's loss and gradient of MLC (Ding et al., ICCV 2023) at batch ``n = 1024``, feature width
 ``d = 128`` (CPP's CIFAR setting), float32 on both sides, settings of CPP's ``main.py``: ``MLCLoss(eps=0.1,
@@ -29,6 +30,8 @@ Timing: compile, first call and steady state apart; steady state = :func:`_commo
 ``--repeats`` rounds (every side once per round, rotating order), median and min; ratios official / eigenkit (> 1:
 eigenkit faster). Threads: both sides pinned to ``--threads`` cores (``_common.pin_threads``: the CPU affinity for
 XLA, ``set_num_threads`` for torch; default all available), verified by the measured CPU/wall ratio of each side.
+``--ab-rounds R`` (> 0) sets the number of interleaved rounds instead of ``--repeats`` (the steady state is always
+interleaved here; ``interleaved_ab`` in the JSON names the rounds and points at the rows).
 The load average is recorded before and after: **time only on an idle machine**. Without ``--official-src`` only
 the eigenkit rows run (baseline "none"), checked against eigenkit in float64 instead.
 """
@@ -209,18 +212,20 @@ def check(outs: dict, ref64: dict, official32: dict | None) -> dict:
 # ------------------------------------------------------------------------------------------------- main
 
 
-def main(argv=None) -> int:
-    ap = parser(__doc__, out="experiments/benchmarks/results/mlc.json")
+def build_parser():
+    """The command line (``_common.parser``; ``--threads`` defaults to all available cores here)."""
+    ap = parser(__doc__, out="experiments/benchmarks/results/mlc.json", threads=len(os.sched_getaffinity(0)))
     ap.add_argument("--official-src", type=pathlib.Path, default=None,
                     help="root of LeslieTrue/CPP (holds loss/ and model/); without it only eigenkit rows run")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                    help="cores for both sides (pin_threads: XLA via the CPU affinity, torch via set_num_threads; "
-                         "default all available; 1 = the single-thread control)")
     ap.add_argument("--n", type=int, default=1024, help="batch size")
     ap.add_argument("--d", type=int, default=128, help="feature width (both heads)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-unrolled", action="store_true", help="skip the grad_mode=UNROLLED row")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     threads = pin_threads(args.threads)  # before JAX's backend starts: both sides get the same cores
     import jax
 
@@ -252,7 +257,8 @@ def main(argv=None) -> int:
     if official is not None:
         threads["torch"] = official["threads"]
         threads["torch_measured_parallelism"] = measured_parallelism(runs["official"], 2)
-    times = interleaved_times(runs, args.repeats)
+    rounds = args.ab_rounds or args.repeats
+    times = interleaved_times(runs, rounds)
     for name, t in times.items():
         rows.setdefault(name, {}).update(t)
     if official is not None:
@@ -275,6 +281,8 @@ def main(argv=None) -> int:
         "official": None if official is None else {k: official[k] for k in ("commit", "torch")}
         | {"src": str(args.official_src)},
         "threads": threads, "rows": rows, "checks": checks, "ratios": ratios,
+        "interleaved_ab": {"rounds": rounds, "sides": list(times),
+                           "where": "rows[*].median_s / min_s and ratios (the steady state is always interleaved)"},
         "loadavg_before": load_before, "loadavg_after": check_load("after"), "machine_before": machine_before,
         "command": "python -m experiments.benchmarks.mlc " + " ".join(argv if argv is not None else sys.argv[1:]),
         "repeats": args.repeats, "python": sys.version.split()[0],

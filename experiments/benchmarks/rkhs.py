@@ -4,6 +4,13 @@
                                           [--only {all,base,topd}] [--topd-length 14 --topd-repeats 1]
     python -m experiments.benchmarks.rkhs --quick --out /tmp/bench_rkhs_quick.json   # checks it runs (seconds)
     python -m experiments.benchmarks.rkhs --only topd --topd-length 12 --out /tmp/bench_rkhs_12.json  # ~1 min
+    python -m experiments.benchmarks.rkhs --only base --threads 1 --ab-rounds 10 \
+        --out /tmp/bench_rkhs_1thread.json   # the single-thread control, with the interleaved A/B
+
+``--threads N`` (default 2) pins XLA and NumPy/SciPy's BLAS/LAPACK to N cores (``_common.pin_threads``, before JAX
+starts); ``--ab-rounds R`` (> 0) also times each workload's eigenkit and NumPy/SciPy calls interleaved round by
+round in this process, R rounds (``interleaved_ab``: per base row, and in ``top_d`` for ``eigh`` and
+``lobpcg_matfree`` against ``scipy_eigh_subset``; there each round costs the dense eigh on both sides).
 
 The full run (``--only all``, the default, with ``--topd-length 14``: a 16,384-point kernel, 2 GB in float64, and
 two dense 16k ``eigh`` on each side) takes tens of minutes on a small machine; run it on an idle one. ``--only base``
@@ -41,8 +48,9 @@ Workloads, all float64 on both sides (the masking kernel reaches ``(2 − α)^L`
 Correctness first: the script stops unless the kernels agree to 1e-12 relative, the predictions to 1e-8 and the
 eigenvalues to 1e-10 (and equal the exact ``(1 − α)^{|S|}``). Compile (``jit(...).lower(...).compile()``) and steady
 state (median of ``--repeats`` calls after a warm-up, ``block_until_ready``) are reported apart; ratios are NumPy
-time / eigenkit time (> 1: eigenkit faster). XLA and NumPy's BLAS use every core; the load average before the run
-is recorded.
+time / eigenkit time (> 1: eigenkit faster). ``threads`` in the JSON holds ``pin_threads``' report and the measured
+CPU/wall ratio of each side (base rows: ``measured_parallelism`` of both calls; ``top_d`` rows: ``cpu_over_wall`` of
+their timed calls); the load average before and after the run is recorded (``loadavg_before`` / ``_after``).
 """
 
 from __future__ import annotations
@@ -52,7 +60,17 @@ import os
 
 import numpy as np
 
-from experiments.benchmarks._common import first_and_median, machine_info, parser, peak_rss_mb, write_result
+from experiments.benchmarks._common import (
+    check_load,
+    first_and_median,
+    interleaved_ab,
+    machine_info,
+    measured_parallelism,
+    parser,
+    peak_rss_mb,
+    pin_threads,
+    write_result,
+)
 
 QUICK = {"length": 8, "n": 128, "repeats": 2, "topd_length": 8, "topd_repeats": 2, "topd_numpy_full": True}
 SIN_TOL, EIG_TOL = 1e-8, 1e-10  # top_d: largest principal-angle sine vs the exact eigenspace, eigenvalue abs error
@@ -154,10 +172,16 @@ def base_rows(args, jax, jnp, rkhs) -> tuple[dict, dict]:
     rows = {}
 
     def bench(name, f_jax, f_np):
-        _, s = first_and_median(lambda: jax.block_until_ready(f_jax()), args.repeats)  # after one warm-up call
+        run = lambda: jax.block_until_ready(f_jax())  # noqa: E731
+        _, s = first_and_median(run, args.repeats)  # after one warm-up call
         _, t_np = first_and_median(f_np, args.repeats)
         rows[name] = {"eigenkit_compile_s": compile_s[name], "eigenkit_s": s, "numpy_s": t_np,
-                      "ratio_numpy_over_eigenkit": t_np / s}
+                      "ratio_numpy_over_eigenkit": t_np / s,
+                      "measured_parallelism": {"eigenkit": measured_parallelism(run, 2),
+                                               "numpy": measured_parallelism(f_np, 2)}}
+        if args.ab_rounds > 0:
+            rows[name]["interleaved_ab"] = interleaved_ab({"eigenkit": run, "numpy": f_np}, args.ab_rounds,
+                                                          [("numpy", "eigenkit")])
 
     bench("kernel_cube_x_n", lambda: kern(xj, trj), lambda: np_kernel_product(x, x[tr], a))
     rows["kernel_cube_x_n"]["numpy_onehot_s"] = first_and_median(lambda: np_kernel_onehot(x, x[tr], a),
@@ -187,7 +211,7 @@ def top_d_rows(args, jax, jnp, rkhs) -> dict:
     lam_exact = np.array([1.0] + [1 - a] * length + [(1 - a) ** 2] * math.comb(length, 2))
     gap = (1 - a) ** 2 - (1 - a) ** 3
     key = jax.random.key(0)
-    rows, out = {}, {}
+    rows, out, runs = {}, {}, {}
 
     def compiled(f, *example):
         t0 = time.perf_counter()
@@ -195,11 +219,17 @@ def top_d_rows(args, jax, jnp, rkhs) -> dict:
         return c, time.perf_counter() - t0
 
     def timed(name, fn):
-        """First call (its output is kept for the checks) and the median of ``reps`` more."""
+        """First call (its output is kept for the checks) and the median of ``reps`` more; ``cpu_over_wall``: the
+        median process CPU time over wall time of these calls (the cores really used)."""
+        ratios = []
+
         def call():
+            c0, t0 = time.process_time(), time.perf_counter()
             out[name] = fn()
+            ratios.append((time.process_time() - c0) / max(time.perf_counter() - t0, 1e-9))
         first, steady = first_and_median(call, reps)
-        return {"first_s": first, "s": steady}
+        runs[name] = fn
+        return {"first_s": first, "s": steady, "cpu_over_wall": float(np.median(ratios))}
 
     def lobpcg_row(name, f, *args_):
         c, comp = compiled(f, *args_)
@@ -265,6 +295,10 @@ def top_d_rows(args, jax, jnp, rkhs) -> dict:
         rows["lobpcg_matfree"]["s"]
     if "numpy_eigh_full" in rows:
         rows["numpy_eigh_full"]["ratio_over_scipy_subset"] = rows["numpy_eigh_full"]["s"] / t_base
+    ab = None
+    if args.ab_rounds > 0:
+        ab = interleaved_ab({k: runs[k] for k in ("eigh", "lobpcg_matfree", "scipy_eigh_subset")}, args.ab_rounds,
+                            [("scipy_eigh_subset", "eigh"), ("scipy_eigh_subset", "lobpcg_matfree")])
     return {"length": length, "n_points": n, "d": d, "alpha": a, "gap": gap, "dtype": "float64 all sides",
             "kernel": "K / n, K = masking kernel of the whole cube with itself",
             "repeats": reps, "repeats_note": "steady state = median of --topd-repeats calls after a first (warm-up) "
@@ -273,10 +307,11 @@ def top_d_rows(args, jax, jnp, rkhs) -> dict:
                        "stop": "lobpcg_standard: every residual < eps * 10 * n * (lambda + |A u|)",
                        "converged_flag_tol": "max relative residual <= sqrt(eps)"},
             "tolerance": {"sin_theta_max": SIN_TOL, "eig_max_abs_err": EIG_TOL}, "passed": bool(passed),
-            "peak_rss_mb_at_end": peak_rss_mb(), "rows": rows}
+            "peak_rss_mb_at_end": peak_rss_mb(), "rows": rows, "interleaved_ab": ab}
 
 
-def main(argv=None) -> int:
+def build_parser():
+    """The command line (``_common.parser`` plus the sizes and groups)."""
     p = parser(__doc__, out="experiments/benchmarks/results/rkhs.json", repeats=5)
     p.add_argument("--length", type=int, default=12)
     p.add_argument("--n", type=int, default=1024)
@@ -289,11 +324,17 @@ def main(argv=None) -> int:
     p.add_argument("--topd-max-iter", type=int, default=200, help="LOBPCG iteration cap")
     p.add_argument("--topd-block", type=int, default=1024, help="rows per kernel block of the matrix-free matvec")
     p.add_argument("--topd-numpy-full", action="store_true", help="also time numpy.linalg.eigh (full) in top_d")
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args(argv)
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks it runs (seconds); timings meaningless")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
+    threads = pin_threads(args.threads)  # before JAX's backend starts: XLA sizes its pool from the affinity
+    load_before = check_load("before")
     before = machine_info()
     import jax
 
@@ -304,14 +345,19 @@ def main(argv=None) -> int:
 
     result = {"benchmark": "rkhs", "baseline": "NumPy/SciPy formula of the same steps (no official code)",
               "dtype": "float64 both sides", "only": args.only, "alpha": args.alpha,
-              "threads": {"cpu_count": os.cpu_count(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
-              "machine_before": before}
+              "threads": {**threads, "cpu_count": os.cpu_count()}, "machine_before": before,
+              "loadavg_before": load_before}
     if args.only in ("all", "base"):
         rows, correctness = base_rows(args, jax, jnp, rkhs)
         result.update(length=args.length, n_points=2 ** args.length, n_labels=args.n, ridge=args.lam, rows=rows,
                       correctness=correctness)
     if args.only in ("all", "topd"):
         result["top_d"] = top_d_rows(args, jax, jnp, rkhs)
+    result["threads"]["measured_parallelism"] = {
+        **{k: r["measured_parallelism"] for k, r in result.get("rows", {}).items()},
+        **{f"top_d/{k}": r["cpu_over_wall"] for k, r in result.get("top_d", {}).get("rows", {}).items()
+           if "cpu_over_wall" in r}}
+    result["loadavg_after"] = check_load("after")
     write_result(result, args.out)
     if "top_d" in result and not result["top_d"]["passed"]:
         import sys

@@ -1,13 +1,19 @@
 """S4D kernel and layer: eigenkit (naive vs chunked Vandermonde) side by side with the official PyTorch S4D.
 
     python -m experiments.benchmarks.s4d --out results/bench_s4d.json \\
-        [--official-src PATH_TO_state-spaces/s4] [--H 256 --N 64 --L 4096 --batch 16] [--threads 2]
+        [--official-src PATH_TO_state-spaces/s4] [--H 256 --N 64 --L 4096 --batch 16] [--threads 2] [--ab-rounds R]
     python -m experiments.benchmarks.s4d --quick --out /tmp/bench_s4d_quick.json   # tiny sizes: checks it runs
+    python -m experiments.benchmarks.s4d --official-src PATH --threads 1 --ab-rounds 10 \
+        --out /tmp/bench_s4d_1thread.json   # the single-thread control, with the interleaved A/B
 
 Each measurement runs in its own subprocess (so peak RSS is per workload) with ``--threads`` intra-op threads for
 both JAX (XLA CPU) and torch. Reported per case: correctness vs a float64 NumPy reference (kernel) or vs each
 other (layer), compile / first-call time and steady-state time apart (median of ``--repeats``, ``block_until_ready``),
 peak RSS increase of the workload, XLA's buffer estimate (``memory_analysis``), and ratios official / eigenkit.
+Every worker records ``threads`` (``pin_threads``' report and the measured CPU/wall ratio of its steady-state call).
+``--ab-rounds R`` (> 0) adds, per case, one more worker that builds ``eigenkit_naive``, ``eigenkit_chunked`` and (with
+``--official-src``) ``official_torch`` in one process and times them interleaved for R rounds (``interleaved_ab`` of
+the case's row, ratios ``ab_ratio_<a>_over_<b>_median``).
 
 Cases: ``kernel`` = K (H, L) from (dt, A, C) (S4D-Lin, ZOH); ``kernel_grad`` = K and its VJP; ``layer`` = S4D layer
 (SSM conv + GELU + Linear/GLU) forward+backward on a (batch, L, H) input.
@@ -30,6 +36,8 @@ import time
 from experiments.benchmarks._common import (
     check_load,
     first_and_median,
+    interleaved_ab,
+    measured_parallelism,
     parser,
     peak_rss_mb,
     pin_threads,
@@ -59,16 +67,24 @@ def kernel_flops(H: int, N: int, L: int, *, with_vjp: bool = False) -> int:
     return 3 * fwd if with_vjp else fwd
 
 
-def _set_xla_threads(threads: int) -> None:
+def _set_xla_threads(threads: int) -> dict:
     """Pin this worker to ``threads`` cores before JAX starts (``_common.pin_threads``: the CPU affinity is what XLA's
     pool obeys; the ``intra_op_parallelism_threads=`` this used to append to ``XLA_FLAGS`` is not an XLA flag and was
-    silently ignored, so JAX used every core)."""
-    pin_threads(threads)
+    silently ignored, so JAX used every core). Returns ``pin_threads``' report."""
+    return pin_threads(threads)
+
+
+def _finish(out: dict, run, args, base: float, threads: dict) -> dict:
+    """First call and steady state of ``run``, the peak-RSS increase since ``base``, then the measured parallelism."""
+    first, steady = first_and_median(run, args.repeats)
+    out.update(first_call_s=first, steady_s=steady, peak_rss_increase_mb=peak_rss_mb() - base)
+    out["threads"] = {**threads, "measured_parallelism": measured_parallelism(run)}
+    return out
 
 
 def worker_matmul(args) -> dict:
     """float32 ``M × M`` matmul throughput: the machine's GEMM peak for the roofline (same threads as the rest)."""
-    _set_xla_threads(args.threads)
+    threads = _set_xla_threads(args.threads)
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -87,11 +103,20 @@ def worker_matmul(args) -> dict:
     first, steady = first_and_median(lambda: jax.block_until_ready(comp(a, b)), max(args.repeats, 3))
     flops = 2 * m**3
     return {"impl": "jax_matmul_f32", "case": "matmul", "M": m, "flops": flops, "compile_s": compile_s,
-            "max_rel_err_vs_f64": err, "first_call_s": first, "steady_s": steady, "gflop_per_s": flops / 1e9 / steady}
+            "max_rel_err_vs_f64": err, "first_call_s": first, "steady_s": steady, "gflop_per_s": flops / 1e9 / steady,
+            "threads": {**threads, "measured_parallelism": measured_parallelism(
+                lambda: jax.block_until_ready(comp(a, b)))}}
 
 
 def worker_jax(args) -> dict:
-    _set_xla_threads(args.threads)
+    threads = _set_xla_threads(args.threads)
+    out, run, base = _jax_side(args)
+    return _finish(out, run, args, base, threads)
+
+
+def _jax_side(args):
+    """One eigenkit case (``args.case``, ``args.method``) compiled, checked and called once: ``(row, run, base)``,
+    ``run`` the steady-state call (blocks), ``base`` the RSS before the workload."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -134,7 +159,9 @@ def worker_jax(args) -> dict:
             z = d[:, None] * a
             ref = 2 * np.einsum("hn,hnl->hl", c * np.expm1(z) / a, np.exp(z[..., None] * np.arange(L))).real
             out["max_rel_err_vs_f64"] = float(np.max(np.abs(np.asarray(res)[:8] - ref)) / np.max(np.abs(ref)))
-        first, steady = first_and_median(lambda: jax.block_until_ready(comp(A, C, dt)), args.repeats)
+
+        def run():
+            return jax.block_until_ready(comp(A, C, dt))
     else:
         layer = S4D(H, N, init=ssm.Init.LIN, kernel_method=method, batch_chunks=args.batch_chunks, rngs=nnx.Rngs(0))
         u = jax.random.normal(jax.random.key(3), (Bt, L, H), jnp.float32)
@@ -152,16 +179,30 @@ def worker_jax(args) -> dict:
             out["xla_temp_mb"] = mem.temp_size_in_bytes / 2**20
         val, _ = comp(st, u)
         out["loss"] = float(val)
-        first, steady = first_and_median(lambda: jax.block_until_ready(comp(st, u)), args.repeats)
-    out.update(first_call_s=first, steady_s=steady, peak_rss_increase_mb=peak_rss_mb() - base)
-    return out
+
+        def run():
+            return jax.block_until_ready(comp(st, u))
+    return out, run, base
 
 
 def worker_torch(args) -> dict:
+    import torch
+
+    threads = pin_threads(args.threads)  # affinity + torch.set_num_threads, as the JAX workers
+    threads["torch"] = torch.get_num_threads()
+    res = _torch_side(args)
+    if isinstance(res, dict):  # --check: the correctness row
+        return res
+    out, run, base = res
+    return _finish(out, run, args, base, threads)
+
+
+def _torch_side(args):
+    """The official case built (``S4DKernel`` on eigenkit's parameters, or the ``S4D`` layer): ``(row, run, base)``
+    as :func:`_jax_side`; with ``args.check`` (kernel cases) the correctness row instead."""
     import numpy as np
     import torch
 
-    pin_threads(args.threads)  # affinity + torch.set_num_threads, as the JAX workers
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
     from experiments.s4d.make_parity_fixtures import import_official
 
@@ -194,9 +235,25 @@ def worker_torch(args) -> dict:
             loss.backward()
             return loss
 
-    first, steady = first_and_median(run, args.repeats)
-    out.update(first_call_s=first, steady_s=steady, peak_rss_increase_mb=peak_rss_mb() - base)
-    return out
+    return out, run, base
+
+
+def worker_ab(args) -> dict:
+    """All sides of ``args.case`` in this one process, warmed up, then ``interleaved_ab`` over ``--ab-rounds``."""
+    if args.official_src:
+        import torch  # before pin_threads, which then sets its thread count
+    threads = pin_threads(args.threads)
+    sides = {}
+    for method in ("naive", "chunked"):
+        sides[f"eigenkit_{method}"] = _jax_side(argparse.Namespace(**{**vars(args), "method": method,
+                                                                        "batch_chunks": 1}))[1]
+    pairs = [("eigenkit_naive", "eigenkit_chunked")]
+    if args.official_src:
+        threads["torch"] = torch.get_num_threads()
+        sides["official_torch"] = run = _torch_side(argparse.Namespace(**{**vars(args), "check": False}))[1]
+        run()  # warm-up
+        pairs += [("official_torch", "eigenkit_chunked"), ("official_torch", "eigenkit_naive")]
+    return {"case": args.case, **interleaved_ab(sides, args.ab_rounds, pairs), "threads": threads}
 
 
 def _load_eigenkit_params(kern, H: int, N: int, L: int):
@@ -285,7 +342,8 @@ def _add_roofline(res: dict, case: str, args, peak: float | None) -> None:
         res["fraction_of_matmul_peak"] = res["gflop_per_s"] / peak
 
 
-def main(argv=None):
+def build_parser():
+    """The command line (``_common.parser`` plus sizes, cases and the worker options)."""
     ap = parser(__doc__, out="results/bench_s4d.json")
     ap.add_argument("--quick", action="store_true",
                     help="tiny sizes (H 16, N 8, L 128, batch 4, 2 repeats, 256² matmul): checks the script end to "
@@ -297,23 +355,27 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--matmul-size", dest="matmul_size", type=int, default=4096,
                     help="M of the float32 M x M matmul that measures the GEMM peak")
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", default="kernel,kernel_grad,layer")
-    ap.add_argument("--worker", choices=["jax", "torch", "matmul"], default=None)
+    ap.add_argument("--worker", choices=["jax", "torch", "matmul", "ab"], default=None)
     ap.add_argument("--method", default="chunked")
     ap.add_argument("--case", default="kernel")
     ap.add_argument("--batch-chunks", type=int, default=1, help="S4D layer batch_chunks (layer case)")
     ap.add_argument("--check", action="store_true", help=argparse.SUPPRESS)  # torch worker: correctness only
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
     if args.worker:
-        res = {"jax": worker_jax, "torch": worker_torch, "matmul": worker_matmul}[args.worker](args)
+        res = {"jax": worker_jax, "torch": worker_torch, "matmul": worker_matmul, "ab": worker_ab}[args.worker](args)
         print("RESULT " + json.dumps(res))
         return
     common = ["--H", str(args.H), "--N", str(args.N), "--L", str(args.L), "--batch", str(args.batch),
               "--threads", str(args.threads), "--repeats", str(args.repeats), "--matmul-size", str(args.matmul_size)]
+    threads = pin_threads(args.threads)  # this process runs no JAX; the workers inherit the mask and pin again
     load_before = check_load("before")
     matmul = _run_worker(common, ["--worker", "matmul"])
     peak = matmul.get("gflop_per_s")
@@ -337,6 +399,12 @@ def main(argv=None):
                 raise SystemExit(f"{case}/{name} failed:\n{res['error']}")
             _add_roofline(res, case, args, peak)
             row[name] = res
+        if args.ab_rounds > 0:
+            extra = ["--official-src", args.official_src] if args.official_src else []
+            ab = _run_worker(common, ["--worker", "ab", "--case", case, "--ab-rounds", str(args.ab_rounds), *extra])
+            if "error" in ab:
+                raise SystemExit(f"{case}/interleaved A/B failed:\n{ab['error']}")
+            row["interleaved_ab"] = ab
         o, nv = row.get("official_torch", {}), row.get("eigenkit_naive", {})
         if "steady_s" in o and "steady_s" in nv:  # same algorithm (materialised Vandermonde): the framework's share
             row["speedup_naive_vs_official_torch"] = o["steady_s"] / nv["steady_s"]
@@ -357,7 +425,10 @@ def main(argv=None):
             "ratios": "speedup_naive_vs_official_torch: same algorithm (JAX vs torch); speedup_chunked_vs_eigenkit_"
                       "naive: the algorithm (chunked Vandermonde GEMM vs materialised); chunked_vs_official: both",
             "flop_count": "kernel 2·H·N·L, kernel + VJP 6·H·N·L (kernel_flops); matmul 2·M³"}
-    write_result({"meta": meta, "matmul_peak": matmul, "results": results}, args.out)
+    threads["measured_parallelism"] = {f"{r['case']}/{k}": v["threads"]["measured_parallelism"] for r in results
+                                       for k, v in r.items() if isinstance(v, dict) and "threads" in v
+                                       and k != "interleaved_ab"}
+    write_result({"meta": meta, "threads": threads, "matmul_peak": matmul, "results": results}, args.out)
     summary = {r["case"]: {k: v for k, v in r.items() if k.startswith(("speedup", "rss_ratio"))} for r in results}
     summary["roofline"] = {f"{r['case']}/{impl}": round(v["fraction_of_matmul_peak"], 4) for r in results
                            for impl, v in r.items() if isinstance(v, dict) and "fraction_of_matmul_peak" in v}

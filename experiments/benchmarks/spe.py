@@ -2,8 +2,10 @@
 official PyTorch code (Graph-COM/SPE) in the same run.
 
     python -m experiments.benchmarks.spe --official-src PATH_TO_Graph-COM_SPE \\
-        [--out experiments/benchmarks/results/spe.json] [--threads N] [--repeats 5] [--n-graphs 128]
+        [--out experiments/benchmarks/results/spe.json] [--threads N] [--repeats 5] [--ab-rounds R] [--n-graphs 128]
     python -m experiments.benchmarks.spe --official-src PATH --quick --out /tmp/spe_quick.json   # checks it runs
+    python -m experiments.benchmarks.spe --official-src PATH --threads 1 --ab-rounds 10 \
+        --out /tmp/spe_1thread.json   # the single-thread control, with the interleaved A/B
 
 Baseline: the official code at ``22b10033564119f5296bf76d2c012489ef2b4aac`` (the commit of the checkout is recorded),
 imported from ``--official-src`` (never copied) as ``experiments/spe/make_parity_fixtures.py`` does
@@ -64,6 +66,12 @@ XLA, ``set_num_threads`` for torch — so both sides get the same cores. **Timin
 average is recorded before the run (``machine_before``) and at the end (``machine_at_write``); compare only runs made
 on an idle machine (on a loaded 2-core machine multi-threaded torch degrades by orders of magnitude: its threads wait
 for each other at every op).
+Every worker row records ``threads`` (``pin_threads``' report, measured CPU/wall ratio of its steady-state call).
+``--ab-rounds R`` (> 0) adds two workers that build all sides of a workload in one process and time them
+interleaved for R rounds (``interleaved_ab``): ``model_fwd_bwd`` (``eigenkit``, ``eigenkit_pairs``, with
+``--official-src`` ``official_torch``) and ``spectra`` (``eigenkit_laplacian_eigs_jit``,
+``eigenkit_make_graph_batch``, with ``--official-src`` ``official_pre_transform_loop``); ratios
+``ab_ratio_<a>_over_<b>_median`` / ``_min``.
 ``--quick`` (16 graphs of 8–12 nodes, width 16, 4 φ nets, 2 ρ / 2 GINE layers, 2 repeats) checks the script end to
 end; its timings mean nothing. Without ``--official-src`` only the eigenkit rows run (no check).
 """
@@ -88,7 +96,9 @@ import numpy as np
 from experiments.benchmarks._common import (
     check_load,
     first_and_median,
+    interleaved_ab,
     machine_info,
+    measured_parallelism,
     parser,
     peak_rss_mb,
     pin_threads,
@@ -109,7 +119,11 @@ TRAIN_FLOOR_FACTOR = 3.0  # train mode: ours vs official float64 may be this man
 PAIR_VARIANTS = {"ours_model_pairs": ("eigenkit_pairs", False),  # worker: (impl, remat)
                  "ours_model_pairs_remat": ("eigenkit_pairs_remat", True)}
 WORKERS = ("check", "ours_model", *PAIR_VARIANTS, "ours_rho_mlp_floor", "official_model", "ours_spectra",
-           "ours_make_graph_batch", "official_spectra")
+           "ours_make_graph_batch", "official_spectra", "ab_model", "ab_spectra")
+_PINNED: dict = {}  # a worker's pin_threads report
+# the interleaved A/B workers: workload -> sides (worker names), the official side only with --official-src
+AB_SIDES = {"ab_model": ("model_fwd_bwd", ("ours_model", "ours_model_pairs"), "official_model"),
+            "ab_spectra": ("spectra", ("ours_spectra", "ours_make_graph_batch"), "official_spectra")}
 
 
 # ----------------------------------------------------------------------------------------------------- data
@@ -541,7 +555,22 @@ def _timed(out: dict, run, repeats: int, n_graphs: int, base: float) -> dict:
     return out
 
 
+def _with_parallelism(out: dict, run) -> dict:
+    out["threads"] = {**_PINNED, "measured_parallelism": measured_parallelism(run)}
+    return out
+
+
 def worker_ours(args) -> dict:
+    out, run, base = ours_side(args, args.worker)
+    _timed(out, run, args.repeats, args.n_graphs, base)
+    if out["workload"] == "model_fwd_bwd":
+        out["loss"] = float(run()[0][0])
+    return _with_parallelism(out, run)
+
+
+def ours_side(args, worker: str):
+    """The eigenkit side of ``worker`` built and compiled: ``(row, run, base)``, ``run`` the timed call (blocks),
+    ``base`` the RSS after imports and graph generation."""
     import jax
     import jax.numpy as jnp
 
@@ -552,13 +581,13 @@ def worker_ours(args) -> dict:
     n_max, e_max = _budgets(graphs)
     base = rss_mb()
     out: dict = {"impl": "eigenkit", **machine_info()}
-    if args.worker == "ours_model" or args.worker in PAIR_VARIANTS:
+    if worker == "ours_model" or worker in PAIR_VARIANTS:
         out["workload"] = "model_fwd_bwd"
-        if args.worker == "ours_model":  # dense padded ρ, official BatchNorm statistics (the parity computation)
+        if worker == "ours_model":  # dense padded ρ, official BatchNorm statistics (the parity computation)
             batch = jax.device_put(ours_batch(graphs, args.pe_dims))
             model = ours_model(args, args.weights)
         else:  # node-pair rows, masked statistics (the library's default mode)
-            out["impl"], remat = PAIR_VARIANTS[args.worker]
+            out["impl"], remat = PAIR_VARIANTS[worker]
             batch = jax.device_put(spe.with_pair_index(ours_batch(graphs, args.pe_dims)))
             model = ours_model(args, args.weights, masked=True, remat=remat)
         model.train()
@@ -571,10 +600,7 @@ def worker_ours(args) -> dict:
         if mem is not None:
             out["xla_temp_mb"] = mem.temp_size_in_bytes / 2**20
         run = lambda: jax.block_until_ready(comp(params, rest, batch))
-        _timed(out, run, args.repeats, args.n_graphs, base)
-        out["loss"] = float(run()[0][0])
-        return out
-    elif args.worker == "ours_rho_mlp_floor":
+    elif worker == "ours_rho_mlp_floor":
         # what the node-pair layout cannot go below: ρ's MLP stack alone (rho_layers × n_mlp_layers Linear of width
         # `width`, BatchNorm + ReLU between them) on the batch's real node-pair rows, forward + backward, no
         # aggregation, φ, W or GINE backbone; random weights (the cost does not depend on them)
@@ -602,7 +628,7 @@ def worker_ours(args) -> dict:
         comp = jax.jit(jax.value_and_grad(chain)).lower(mats, x).compile()
         out["rows"] = rows
         run = lambda: jax.block_until_ready(comp(mats, x))
-    elif args.worker == "ours_spectra":
+    elif worker == "ours_spectra":
         out["workload"] = "spectra"
         out["impl"] = "eigenkit_laplacian_eigs_jit"
         k = min(args.pe_dims, n_max)
@@ -622,17 +648,27 @@ def worker_ours(args) -> dict:
         out["workload"] = "spectra"
         out["impl"] = "eigenkit_make_graph_batch"
         g = to_jraph(graphs)
-        run = lambda: spe.make_graph_batch(g, max_nodes=n_max, max_edges=e_max, k=args.pe_dims)
-    return _timed(out, run, args.repeats, args.n_graphs, base)
+        run = lambda: jax.block_until_ready(
+            spe.make_graph_batch(g, max_nodes=n_max, max_edges=e_max, k=args.pe_dims))
+    return out, run, base
 
 
 def worker_official(args) -> dict:
+    out, run, base = official_side(args, args.worker)
+    _timed(out, run, args.repeats, args.n_graphs, base)
+    if out["workload"] == "model_fwd_bwd":
+        out["loss"] = float(run())
+    return _with_parallelism(out, run)
+
+
+def official_side(args, worker: str):
+    """The official side of ``worker``, as :func:`ours_side`."""
     off = Official(args)
     torch = off.torch
     graphs = molecule_like_graphs(args.n_graphs, args.min_nodes, args.max_nodes, args.seed)
     base = rss_mb()
     out: dict = {"impl": "official_torch", "torch_threads": torch.get_num_threads()}
-    if args.worker == "official_model":
+    if worker == "official_model":
         out["workload"] = "model_fwd_bwd"
         batch = off.batch(graphs)
         model = off.model(args.seed, args.weights)
@@ -644,10 +680,6 @@ def worker_official(args) -> dict:
             loss = crit(model(batch), batch.y)
             loss.backward()
             return loss
-
-        _timed(out, run, args.repeats, args.n_graphs, base)
-        out["loss"] = float(run())
-        return out
     else:
         out["workload"] = "spectra"
         out["impl"] = "official_pre_transform_loop"
@@ -657,7 +689,25 @@ def worker_official(args) -> dict:
             for d in datas:
                 off.pre_transform(d)
 
-    return _timed(out, run, args.repeats, args.n_graphs, base)
+    return out, run, base
+
+
+def worker_ab(args) -> dict:
+    """All sides of one workload (``AB_SIDES``) built in this process, each called once (warm-up), then timed
+    interleaved for ``--ab-rounds`` rounds; ratios of every other side over the first eigenkit one."""
+    workload, ours, official = AB_SIDES[args.worker]
+    sides = {}
+    for w in ours:
+        out, sides[w], _ = ours_side(args, w)
+        sides[out["impl"]] = sides.pop(w)
+    if args.official_src:
+        out, run, _ = official_side(args, official)
+        sides[out["impl"]] = run
+    for run in sides.values():
+        run()
+    first, *others = sides
+    return {"workload": workload, **interleaved_ab(sides, args.ab_rounds, [(o, first) for o in others]),
+            "threads": _PINNED}
 
 
 # ------------------------------------------------------------------------------------------------------ main
@@ -665,7 +715,7 @@ def worker_official(args) -> dict:
 
 def _run_worker(args, name: str) -> dict:
     cmd = [sys.executable, "-m", "experiments.benchmarks.spe", "--worker", name, "--threads", str(args.threads),
-           "--repeats", str(args.repeats), "--seed", str(args.seed),
+           "--repeats", str(args.repeats), "--seed", str(args.seed), "--ab-rounds", str(args.ab_rounds),
            *[x for k in FULL for x in (f"--{k.replace('_', '-')}", str(getattr(args, k)))]]
     if args.weights:
         cmd += ["--weights", args.weights]
@@ -707,26 +757,28 @@ def _ratios(rows: list[dict]) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    ap = parser(__doc__, out="experiments/benchmarks/results/spe.json")
+def build_parser():
+    """The command line (``_common.parser``, ``--threads`` defaulting to all available cores, plus the sizes)."""
+    ap = parser(__doc__, out="experiments/benchmarks/results/spe.json", threads=len(os.sched_getaffinity(0)))
     ap.add_argument("--official-src", default=None, help="checkout of Graph-COM/SPE (the folder holding src/)")
     ap.add_argument("--pyg-path", default=None, help="extra sys.path entry holding torch_geometric")
     ap.add_argument("--quick", action="store_true", help="tiny sizes (see the docstring); timings mean nothing")
     ap.add_argument("--check-only", action="store_true", help="run the correctness check, time nothing")
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                    help="cores of every worker, both sides (pin_threads: XLA via the CPU affinity, torch via "
-                         "set_num_threads; default all available; 1 = the single-thread control)")
     ap.add_argument("--platform", default="cpu", help="JAX_PLATFORMS of the workers ('' = jax's default)")
     ap.add_argument("--seed", type=int, default=0)
     for k, v in FULL.items():
         ap.add_argument(f"--{k.replace('_', '-')}", dest=k, type=int, default=v)
     ap.add_argument("--worker", choices=WORKERS, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--weights", default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.worker:
-        pin_threads(args.threads)  # before JAX's backend (or torch's pool) starts in this worker
-        fn = {"check": worker_check, "official_model": worker_official, "official_spectra": worker_official}.get(
-            args.worker, worker_ours)
+        _PINNED.update(pin_threads(args.threads))  # before JAX's backend (or torch's pool) starts in this worker
+        fn = {"check": worker_check, "official_model": worker_official, "official_spectra": worker_official,
+              "ab_model": worker_ab, "ab_spectra": worker_ab}.get(args.worker, worker_ours)
         print("RESULT " + json.dumps(fn(args)))
         return 0
     if args.quick:
@@ -736,8 +788,9 @@ def main(argv=None) -> int:
         raise SystemExit(f"need 2 <= --min-nodes <= --max-nodes, got {args.min_nodes}, {args.max_nodes}")
     if args.official_src:
         args.official_src = str(pathlib.Path(args.official_src).resolve())
+    threads = pin_threads(args.threads)  # this process runs no JAX; the workers inherit the mask and pin again
     before = machine_info()
-    check_load("before")
+    load_before = check_load("before")
     tmp = tempfile.mkdtemp(prefix="bench_spe_")
     args.weights = os.path.join(tmp, "official_state_dict.npz")
     try:
@@ -755,6 +808,14 @@ def main(argv=None) -> int:
                 names += ["official_model", "official_spectra"]
             for name in names:
                 rows.append(_run_worker(args, name))
+        ab = None
+        if args.ab_rounds > 0 and not args.check_only:
+            ab = {}
+            for name in AB_SIDES:
+                res = _run_worker(args, name)
+                if "error" in res:
+                    raise SystemExit(f"interleaved A/B worker {name} failed:\n{res['error']}")
+                ab[res.pop("workload")] = res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     graphs = molecule_like_graphs(args.n_graphs, args.min_nodes, args.max_nodes, args.seed)
@@ -763,8 +824,10 @@ def main(argv=None) -> int:
         "benchmark": "spe", "command": " ".join(["python -m experiments.benchmarks.spe", *(argv or sys.argv[1:])]),
         "quick": args.quick, "sizes": sizes, "graphs": _graph_stats(graphs), "repeats": args.repeats,
         "seed": args.seed, "dtype": "float32", "machine_before": before,
-        "threads": {"pinned_cores_both_sides": args.threads, "cpu_count": os.cpu_count()},
-        "loadavg_after": check_load("after"),
+        "threads": {**threads, "pinned_cores_both_sides": args.threads, "cpu_count": os.cpu_count(),
+                    "measured_parallelism": {r["impl"]: r["threads"]["measured_parallelism"] for r in rows
+                                             if "threads" in r}},
+        "loadavg_before": load_before, "loadavg_after": check_load("after"), "interleaved_ab": ab,
         "official": None if check is None else check.get("official"),
         "check": None if check is None else {k: v for k, v in check.items() if k != "official"},
         "rows": rows, "ratios": _ratios(rows),
