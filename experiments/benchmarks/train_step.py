@@ -64,10 +64,14 @@ def bench(devices, config, steps: int, repeats: int):
     first_loss = float(m["loss"])
 
     def window():
+        # Each step is waited for: with many 8-device steps in flight on a 2-core host, XLA:CPU's all-reduce
+        # rendezvous deadlocks ("Expected 8 threads to join the rendezvous, but only 7 of them arrived"; jax 0.10.2,
+        # the script before this change as well). A training loop that reads its metrics syncs the same way.
         s = state
         for b in dev_batches:
             s, _ = compiled(s, b, key)
-        return jax.block_until_ready(s)
+            jax.block_until_ready(s)
+        return s
 
     times = []
     for _ in range(repeats):
