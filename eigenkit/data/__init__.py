@@ -5,6 +5,16 @@ See ``../shared/DATA.md`` in the developer docs for the sources that work offlin
 
 from eigenkit.data._cifar import CIFAR10_CLASSES, cifar10, cifar10_write_batch, cifar100, cifar100_write
 from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
+from eigenkit.data._ethucy import (
+    ETHUCY_SCENES,
+    ETHUCY_SPLITS,
+    TrajectoryWindows,
+    ethucy,
+    ethucy_root,
+    pad_windows,
+    read_trajectory_file,
+    trajectory_windows,
+)
 from eigenkit.data._hf_llama import (
     HFLlamaCheckpoint,
     SafetensorsReader,
@@ -72,6 +82,14 @@ from eigenkit.data._words import GLUE_TASKS, WordVocab, read_glue, read_text_lin
 from eigenkit.data._zinc import ZINC_ATOM_TYPES, ZINC_BOND_TYPES, read_torch_pickle, zinc
 
 __all__ = [
+    "ETHUCY_SCENES",
+    "ETHUCY_SPLITS",
+    "TrajectoryWindows",
+    "ethucy",
+    "ethucy_root",
+    "pad_windows",
+    "read_trajectory_file",
+    "trajectory_windows",
     "GLUE_TASKS",
     "WordVocab",
     "read_glue",

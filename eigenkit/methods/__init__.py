@@ -7,7 +7,9 @@
 * ``eigenkit.methods.eigenshield`` — random-matrix causal-subspace filtering of embeddings (Darabi et al., 2025;
   reconstructed from the abstract: no official code);
 * ``eigenkit.methods.rkhs`` — augmentation kernels, their spectra and RKHS regression for augmentation-based SSL
-  (Zhai et al., ICLR 2024; no official code; library only so far).
+  (Zhai et al., ICLR 2024; no official code; library only so far);
+* ``eigenkit.methods.eigentrajectory`` — low-rank ET descriptors and anchors for trajectory forecasting (Bae et al.,
+  ICCV 2023; pure pieces so far, no backbone or training).
 
 Methods never import each other; what two methods share lives in ``eigenkit.nn`` or a primitive package.
 """

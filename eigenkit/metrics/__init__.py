@@ -3,8 +3,9 @@
 Representation quality: :func:`linear_probe` (the frozen-feature transfer protocol of GCR, RKHS SSL, MLC) and
 :func:`intra_class_variability` (Kornblith et al. 2021). Clustering (MLC): :func:`clustering_accuracy` (Hungarian
 ACC), :func:`normalized_mutual_info`, :func:`spectral_clustering`, :func:`kmeans`, :func:`knn_affinity`,
-:func:`numerical_rank`. New methods add their evaluation here (ADE/FDE, PSNR/SSIM, relative L2) rather than inside
-one method.
+:func:`numerical_rank`. Trajectory forecasting (EigenTrajectory; JAX, jit/vmap-safe): :func:`best_of_ade_fde`,
+:func:`displacement_errors`, :func:`masked_mean`. New methods add their evaluation here (PSNR/SSIM, relative L2)
+rather than inside one method.
 """
 
 from eigenkit.metrics._clustering import (
@@ -16,13 +17,17 @@ from eigenkit.metrics._clustering import (
     spectral_clustering,
 )
 from eigenkit.metrics._probe import intra_class_variability, linear_probe
+from eigenkit.metrics._trajectory import best_of_ade_fde, displacement_errors, masked_mean
 
 __all__ = [
+    "best_of_ade_fde",
     "clustering_accuracy",
+    "displacement_errors",
     "intra_class_variability",
     "kmeans",
     "knn_affinity",
     "linear_probe",
+    "masked_mean",
     "normalized_mutual_info",
     "numerical_rank",
     "spectral_clustering",
