@@ -5,6 +5,7 @@ See ``../shared/DATA.md`` in the developer docs for the sources that work offlin
 
 from eigenkit.data._cifar import CIFAR10_CLASSES, cifar10, cifar10_write_batch, cifar100, cifar100_write
 from eigenkit.data._common import MissingDataError, cache_dir, cached_arrays, find_package_dir
+from eigenkit.data._crowd import social_force_crowd
 from eigenkit.data._ethucy import (
     ETHUCY_SCENES,
     ETHUCY_SPLITS,
@@ -90,6 +91,7 @@ __all__ = [
     "pad_windows",
     "read_trajectory_file",
     "trajectory_windows",
+    "social_force_crowd",
     "GLUE_TASKS",
     "WordVocab",
     "read_glue",
