@@ -51,6 +51,26 @@ def test_metrics_equal_official(off):
     np.testing.assert_allclose(fde, off["metric_fde"], rtol=1e-5)
 
 
+@pytest.mark.parametrize("case", ["metric", "metric_walk", "metric_edge"])
+def test_tcc_and_col_equal_official(off, case):
+    """compute_batch_tcc / compute_batch_col (official layout (S, N, T, 2); ours agent-major), float32 as the official.
+    Measured: TCC within 1e-7, the same colliding samples everywhere (COL differs by the official's float32
+    rounding of mean · 100 only, e.g. 15.000001 vs 15)."""
+    if f"{case}_tcc" not in off:
+        pytest.skip("fixture predates the TCC / COL keys: rerun make_parity_fixtures.py --keep-existing")
+    pred, gt, s = np.moveaxis(off[f"{case}_pred"], 0, 1), off[f"{case}_gt"], off[f"{case}_pred"].shape[0]
+    tcc, col = metrics.temporal_correlation(pred, gt), metrics.collision_rate(pred)
+    assert tcc.dtype == col.dtype == np.float32
+    np.testing.assert_allclose(tcc, off[f"{case}_tcc"], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(np.rint(np.asarray(col) * s / 100), np.rint(off[f"{case}_col"] * s / 100))
+    np.testing.assert_allclose(col, off[f"{case}_col"], rtol=1e-6)
+    if case == "metric_edge":  # the official zero-variance rule: 0 for a constant coordinate
+        np.testing.assert_array_equal(off[f"{case}_tcc"][1:], 0.0)
+        assert 0 < off[f"{case}_tcc"][0] < 0.5
+    if case == "metric_walk":  # a non-trivial case
+        assert (off[f"{case}_col"] == 0).any() and ((off[f"{case}_col"] > 0) & (off[f"{case}_col"] < 100)).any()
+
+
 def test_normaliser_equals_official(off):
     obs, pred = off["loader_obs"], off["loader_pred"]
     p = et.traj_norm_params(obs)
