@@ -8,6 +8,7 @@
 """
 
 import os
+import pathlib
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
@@ -43,3 +44,17 @@ def rng():
 
 def pytest_report_header(config):
     return f"jax {jax.__version__}, devices: {jax.device_count()} x {jax.devices()[0].platform}"
+
+
+# The ETH/UCY recordings are not shipped: tests read $EIGENKIT_ETHUCY or the developers' ../shared/data/ethucy.
+ETHUCY_ROOT = pathlib.Path(os.environ.get("EIGENKIT_ETHUCY")
+                           or pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ethucy")
+
+
+@pytest.fixture(scope="session")
+def ethucy_dir():
+    """The ETH/UCY Social-GAN folder; skips (saying what to set) when it is absent."""
+    if not ETHUCY_ROOT.is_dir():
+        pytest.skip(f"ETH/UCY data not found at {ETHUCY_ROOT}: set EIGENKIT_ETHUCY to the Social-GAN folder "
+                    "<root>/<scene>/<split>/*.txt (developers: ../shared/data/ethucy)")
+    return ETHUCY_ROOT

@@ -5,16 +5,11 @@ The recordings are not shipped: tests that need them read ``$EIGENKIT_ETHUCY`` o
 ``../shared/data/ethucy`` and skip (saying so) when neither exists.
 """
 
-import os
-import pathlib
 
 import numpy as np
 import pytest
 
 from eigenkit import data
-
-_DEFAULT = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ethucy"
-ROOT = pathlib.Path(os.environ.get("EIGENKIT_ETHUCY") or _DEFAULT)
 
 # DATA.md §1: (windows, agent-windows) per scene and split.
 COUNTS = {
@@ -24,14 +19,6 @@ COUNTS = {
     "zara1": {"train": (2322, 28010), "val": (605, 5118), "test": (602, 2253)},
     "zara2": {"train": (2112, 25507), "val": (501, 4173), "test": (921, 5833)},
 }
-
-
-@pytest.fixture(scope="module")
-def root():
-    if not ROOT.is_dir():
-        pytest.skip(f"ETH/UCY data not found at {ROOT}: set EIGENKIT_ETHUCY to the Social-GAN folder "
-                    "<root>/<scene>/<split>/*.txt (developers: ../shared/data/ethucy)")
-    return ROOT
 
 
 def reference_windows(rows, seq_len, skip=1, min_agents=2):
@@ -201,9 +188,9 @@ def test_bad_arguments(tmp_path):
 
 
 @pytest.mark.needs_data
-def test_eth_test_equals_the_reference_loop(root):
-    w = data.ethucy("eth", "test", root=root)
-    rows = data.read_trajectory_file(root / "eth" / "test" / "biwi_eth.txt")
+def test_eth_test_equals_the_reference_loop(ethucy_dir):
+    w = data.ethucy("eth", "test", root=ethucy_dir)
+    rows = data.read_trajectory_file(ethucy_dir / "eth" / "test" / "biwi_eth.txt")
     ref = reference_windows(rows, 20)
     assert w.files == ("biwi_eth.txt",)
     np.testing.assert_array_equal(w.agents_per_window, [len(r[1]) for r in ref])
@@ -215,8 +202,8 @@ def test_eth_test_equals_the_reference_loop(root):
 @pytest.mark.needs_data
 @pytest.mark.parametrize("scene", ["eth", "hotel"])
 @pytest.mark.parametrize("split", ["train", "val", "test"])
-def test_window_counts_eth_hotel(root, scene, split):
-    w = data.ethucy(scene, split, root=root)
+def test_window_counts_eth_hotel(ethucy_dir, scene, split):
+    w = data.ethucy(scene, split, root=ethucy_dir)
     assert (w.num_windows, w.num_agents) == COUNTS[scene][split]
     assert w.trajectories.shape == (w.num_agents, 20, 2) and w.trajectories.dtype == np.float64
     assert w.agents_per_window.min() >= 2
@@ -224,7 +211,9 @@ def test_window_counts_eth_hotel(root, scene, split):
 
 @pytest.mark.slow
 @pytest.mark.needs_data
-def test_window_counts_all_splits(root):
-    got = {s: {p: (lambda w: (w.num_windows, w.num_agents))(data.ethucy(s, p, root=root)) for p in data.ETHUCY_SPLITS}
-           for s in data.ETHUCY_SCENES}
+def test_window_counts_all_splits(ethucy_dir):
+    def count(w):
+        return w.num_windows, w.num_agents
+
+    got = {s: {p: count(data.ethucy(s, p, root=ethucy_dir)) for p in data.ETHUCY_SPLITS} for s in data.ETHUCY_SCENES}
     assert got == COUNTS

@@ -8,8 +8,6 @@ Table tolerances: the tables are printed to 4 (a) and 3 (b) decimals, so besides
 the printed value, no more.
 """
 
-import os
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +17,6 @@ import pytest
 from eigenkit import data, metrics
 from eigenkit.methods import eigentrajectory as et
 
-_DEFAULT = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ethucy"
-ROOT = pathlib.Path(os.environ.get("EIGENKIT_ETHUCY") or _DEFAULT)
 STATIC_DIST = {"eth": 0.419, "hotel": 0.353, "univ": 0.227, "zara1": 0.338, "zara2": 0.350}
 KS = (1, 2, 3, 4, 6, 8, 12)
 # (a) test split, SVD fitted on it, origin + rotation normalisation: mean L2 error (obs, future) per k in KS
@@ -425,13 +421,6 @@ def test_bad_inputs_raise_clear_errors(synth, synth_fit):
 
 # ---------------------------------------------------------------- ETH/UCY parity tables
 
-@pytest.fixture(scope="module")
-def root():
-    if not ROOT.is_dir():
-        pytest.skip(f"ETH/UCY data not found at {ROOT}: set EIGENKIT_ETHUCY to the Social-GAN folder "
-                    "<root>/<scene>/<split>/*.txt (developers: ../shared/data/ethucy)")
-    return ROOT
-
 
 def table_a_errors(w):
     """script/descriptor_evaluation.py, SVD branch: float32 data (the official loader's dtype), origin + rotation
@@ -452,10 +441,10 @@ def table_a_errors(w):
     return np.array(out), float(np.abs(np.asarray(full) - pred).max())
 
 
-def check_table_b(root, scene):
+def check_table_b(ethucy_dir, scene):
     """Train + val in float32 (the official loader's ``torch.float``, which decides the moving / static split at
     exact ties; see ``fit_descriptor``), y-flip, float64 SVD."""
-    tr, va = data.ethucy(scene, "train", root=root), data.ethucy(scene, "val", root=root)
+    tr, va = data.ethucy(scene, "train", root=ethucy_dir), data.ethucy(scene, "val", root=ethucy_dir)
     obs = np.concatenate([tr.obs, va.obs]).astype(np.float32)
     pred = np.concatenate([tr.pred, va.pred]).astype(np.float32)
     desc = et.fit_descriptor(obs, pred, static_dist=STATIC_DIST[scene], k=6)
@@ -472,18 +461,18 @@ def check_table_b(root, scene):
 
 @pytest.mark.needs_data
 @pytest.mark.parametrize("scene", ["eth", "hotel"])
-def test_table_a_reconstruction_errors(root, scene):
-    got, full_err = table_a_errors(data.ethucy(scene, "test", root=root))
+def test_table_a_reconstruction_errors(ethucy_dir, scene):
+    got, full_err = table_a_errors(data.ethucy(scene, "test", root=ethucy_dir))
     np.testing.assert_allclose(got, TABLE_A[scene], rtol=1e-3, atol=5e-5)
     assert full_err < 1e-10  # full rank: exact
     assert np.all(np.diff(got, axis=0) <= 1e-12)  # non-increasing in k
 
 
 @pytest.mark.needs_data
-def test_table_b_singular_values_eth(root):
-    check_table_b(root, "eth")
+def test_table_b_singular_values_eth(ethucy_dir):
+    check_table_b(ethucy_dir, "eth")
     # float64 keeps one exact tie on the moving side (documented in fit_descriptor): 2 more moving agents
-    tr, va = data.ethucy("eth", "train", root=root), data.ethucy("eth", "val", root=root)
+    tr, va = data.ethucy("eth", "train", root=ethucy_dir), data.ethucy("eth", "val", root=ethucy_dir)
     o, _ = et.augment_trajectories(np.concatenate([tr.obs, va.obs]), np.concatenate([tr.pred, va.pred]))
     speed = np.linalg.norm((o[:, -1] - o[:, -3]) / 2, axis=-1)
     assert int((speed > 0.419).sum()) == TABLE_B["eth"]["moving"][0] + 2
@@ -494,13 +483,13 @@ def test_table_b_singular_values_eth(root):
 @pytest.mark.slow
 @pytest.mark.needs_data
 @pytest.mark.parametrize("scene", ["univ", "zara1", "zara2"])
-def test_table_a_other_scenes(root, scene):
-    got, _ = table_a_errors(data.ethucy(scene, "test", root=root))
+def test_table_a_other_scenes(ethucy_dir, scene):
+    got, _ = table_a_errors(data.ethucy(scene, "test", root=ethucy_dir))
     np.testing.assert_allclose(got, TABLE_A[scene], rtol=1e-3, atol=5e-5)
 
 
 @pytest.mark.slow
 @pytest.mark.needs_data
 @pytest.mark.parametrize("scene", ["hotel", "univ", "zara1", "zara2"])
-def test_table_b_other_scenes(root, scene):
-    check_table_b(root, scene)
+def test_table_b_other_scenes(ethucy_dir, scene):
+    check_table_b(ethucy_dir, scene)

@@ -3,7 +3,6 @@ no torch here). Sign-free comparisons where the SVD's column signs enter: projec
 anchors as reconstructed trajectories ``U c`` matched as sets. The forward pass uses the official ``U`` and anchors,
 so it is compared entry by entry. The official code runs in float32: tolerances are float32 ones."""
 
-import os
 import pathlib
 
 import numpy as np
@@ -13,8 +12,6 @@ from eigenkit import data, metrics
 from eigenkit.methods import eigentrajectory as et
 
 FIXTURE = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "eigentrajectory" / "official.npz"
-_DEFAULT = pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ethucy"
-ROOT = pathlib.Path(os.environ.get("EIGENKIT_ETHUCY") or _DEFAULT)
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +20,6 @@ def off():
         pytest.skip(f"{FIXTURE} missing: run experiments/eigentrajectory/make_parity_fixtures.py --official-src PATH")
     with np.load(FIXTURE) as f:
         return {k: f[k] for k in f.files}
-
-
-@pytest.fixture(scope="module")
-def root():
-    if not ROOT.is_dir():
-        pytest.skip(f"ETH/UCY data not found at {ROOT}: set EIGENKIT_ETHUCY to the Social-GAN folder "
-                    "<root>/<scene>/<split>/*.txt (developers: ../shared/data/ethucy)")
-    return ROOT
 
 
 def projector(u):
@@ -89,19 +78,19 @@ def test_normaliser_equals_official(off):
 
 
 @pytest.mark.needs_data
-def test_loader_equals_official(off, root):
-    w = data.ethucy("eth", "test", root=root)
+def test_loader_equals_official(off, ethucy_dir):
+    w = data.ethucy("eth", "test", root=ethucy_dir)
     np.testing.assert_array_equal(w.agents_per_window, off["loader_num_peds"])
     np.testing.assert_allclose(w.obs, off["loader_obs"], rtol=0, atol=1e-5)  # float32 of the 4-decimal values
     np.testing.assert_allclose(w.pred, off["loader_pred"], rtol=0, atol=1e-5)
     for split in ("train", "val"):  # official file order is os.listdir's: compare the window sizes as multisets
-        got = data.ethucy("eth", split, root=root).agents_per_window
+        got = data.ethucy("eth", split, root=ethucy_dir).agents_per_window
         np.testing.assert_array_equal(np.sort(got), np.sort(off[f"loader_{split}_num_peds"]))
 
 
 @pytest.mark.needs_data
-def test_descriptor_and_anchors_equal_official(off, root):
-    tr, va = data.ethucy("eth", "train", root=root), data.ethucy("eth", "val", root=root)
+def test_descriptor_and_anchors_equal_official(off, ethucy_dir):
+    tr, va = data.ethucy("eth", "train", root=ethucy_dir), data.ethucy("eth", "val", root=ethucy_dir)
     # float32, the official loader's dtype (it decides the moving / static split at exact ties, see fit_descriptor)
     obs = np.concatenate([tr.obs, va.obs]).astype(np.float32)
     pred = np.concatenate([tr.pred, va.pred]).astype(np.float32)
