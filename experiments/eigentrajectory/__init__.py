@@ -1,2 +1,2 @@
-"""EigenTrajectory (Bae et al., ICCV 2023): parity fixtures so far; the experiment (train.py, configs) is not written
-yet, so the runner does not list it."""
+"""EigenTrajectory (Bae et al., ICCV 2023): ET space vs Euclidean space with the same interaction backbone on the
+ETH/UCY leave-one-scene-out splits (main); parity fixtures (``make_parity_fixtures.py``)."""
