@@ -321,9 +321,14 @@ def run_one(config, scene: str, space: str, seed: int, constants, buckets: dict[
     step, eval_step = _steps(space, mesh)
     per_epoch = tr.batches_per_epoch
 
+    plan: dict[int, list] = {}  # this epoch's plan only: computed once per epoch, not per step
+
     def batches(s: int):
         epoch, i = divmod(s, per_epoch)
-        size, idx = tr.epoch_plan(seed, epoch)[i]
+        if epoch not in plan:
+            plan.clear()
+            plan[epoch] = tr.epoch_plan(seed, epoch)
+        size, idx = plan[epoch][i]
         return tr.take(size, idx)
 
     run_dir = workdir / f"{scene}_{space}_seed{seed}"

@@ -56,13 +56,18 @@ def backbone_inputs(obs: Float[Array, "n to 2"], descriptor: ETDescriptor,
     obs = check_array(obs, "obs", ndim=3, shape=(None, None, 2), kind="floating")
     mask = _check_mask(mask, obs.shape[:1])
     c_obs, _, params, _ = et_project(obs, descriptor)
-    last = params.origin
+    return jnp.concatenate([c_obs, scene_offsets(params.origin, mask)], axis=-1)
+
+
+def scene_offsets(last: Float[Array, "n 2"], mask: Bool[Array, " n"] | None = None) -> Float[Array, "n 2"]:
+    """Each agent's last position minus the scene's mean last position (official ``obs_ori``), the mean over the
+    real agents only when ``mask`` is given (an all-padding scene gives the positions themselves)."""
     if mask is None:
         centre = jnp.mean(last, axis=0)
     else:
         w = mask.astype(last.dtype)[:, None]
         centre = jnp.sum(last * w, axis=0) / jnp.maximum(jnp.sum(w), jnp.ones((), last.dtype))
-    return jnp.concatenate([c_obs, last - centre], axis=-1)
+    return last - centre
 
 
 def forecast(obs: Float[Array, "... to 2"], residual: Float[Array, "... s k"], descriptor: ETDescriptor,

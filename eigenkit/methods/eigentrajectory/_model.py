@@ -38,7 +38,7 @@ from flax import nnx
 from eigenkit._validate import check_array
 from eigenkit.methods.eigentrajectory._anchor import ETAnchors
 from eigenkit.methods.eigentrajectory._descriptor import ETBasis, ETDescriptor
-from eigenkit.methods.eigentrajectory._loss import _check_mask, backbone_inputs, forecast
+from eigenkit.methods.eigentrajectory._loss import _check_mask, backbone_inputs, forecast, scene_offsets
 from eigenkit.methods.eigentrajectory._normalizer import TrajNormParams, denormalize, et_norm_params, normalize
 from eigenkit.metrics import best_of_ade_fde, masked_mean
 
@@ -196,13 +196,7 @@ class EuclideanForecaster(nnx.Module):
         obs = check_array(obs, "obs", ndim=3, shape=(None, self.obs_len, 2), kind="floating").astype(self.dtype)
         mask = _check_mask(mask, obs.shape[:1])
         params, _ = et_norm_params(obs, self.static_dist[...])
-        last = params.origin
-        if mask is None:
-            centre = jnp.mean(last, axis=0)
-        else:
-            w = mask.astype(last.dtype)[:, None]
-            centre = jnp.sum(last * w, axis=0) / jnp.maximum(jnp.sum(w), jnp.ones((), last.dtype))
-        ori = last - centre
+        ori = scene_offsets(params.origin, mask)
         x = jnp.concatenate([normalize(obs, params).reshape(obs.shape[0], -1), ori], axis=-1)
         y = self.backbone(x, ori, mask).astype(self.dtype).reshape(obs.shape[0], self.num_samples, self.pred_len, 2)
         per_sample = TrajNormParams(params.origin[:, None, :], params.rotation[:, None], params.scale[:, None])
